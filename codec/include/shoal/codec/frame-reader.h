@@ -1,0 +1,31 @@
+// FrameReader: the one entry point through which the peer reads frames from a stream. A thin KJ
+// driver around FrameDecoder; all limits and validation live there.
+#pragma once
+
+#include <kj/async-io.h>
+#include <shoal/codec/frame.h>
+
+namespace shoal::codec {
+
+struct EndOfStream {};  // clean EOF at a frame boundary
+
+using ReadResult = kj::OneOf<InboundFrame, EndOfStream, Failure>;
+
+class FrameReader {
+ public:
+  FrameReader(kj::AsyncInputStream& in, const Limits& limits);
+  KJ_DISALLOW_COPY(FrameReader);
+
+  // The next frame. I/O errors of the stream reject the promise; everything the peer can get
+  // wrong resolves to a Failure. One read() at a time.
+  kj::Promise<ReadResult> read();
+
+  uint64_t bytesRead() const { return totalBytes; }
+
+ private:
+  kj::AsyncInputStream& in;
+  FrameDecoder decoder;
+  uint64_t totalBytes = 0;
+};
+
+}  // namespace shoal::codec

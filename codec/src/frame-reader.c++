@@ -1,0 +1,34 @@
+#include <shoal/codec/frame-reader.h>
+
+namespace shoal::codec {
+
+FrameReader::FrameReader(kj::AsyncInputStream& in, const Limits& limits)
+    : in(in), decoder(limits) {}
+
+kj::Promise<ReadResult> FrameReader::read() {
+  KJ_IF_MAYBE (result, decoder.next()) {
+    KJ_SWITCH_ONEOF(*result) {
+      KJ_CASE_ONEOF(frame, InboundFrame) {
+        return ReadResult(kj::mv(frame));
+      }
+      KJ_CASE_ONEOF(failure, Failure) {
+        return ReadResult(kj::mv(failure));
+      }
+    }
+  }
+  auto space = decoder.writable();
+  return in.tryRead(space.begin(), 1, space.size())
+      .then([this](size_t n) -> kj::Promise<ReadResult> {
+        if (n == 0) {
+          KJ_IF_MAYBE (failure, decoder.finish()) {
+            return ReadResult(kj::mv(*failure));
+          }
+          return ReadResult(EndOfStream());
+        }
+        totalBytes += n;
+        decoder.commit(n);
+        return read();
+      });
+}
+
+}  // namespace shoal::codec

@@ -1,0 +1,103 @@
+#include <shoal/codec/frame-writer.h>
+
+#include <capnp/serialize.h>
+#include <kj/debug.h>
+#include <shoal/codec/frame.h>
+
+namespace shoal::codec {
+
+namespace {
+
+constexpr size_t kBatchFrames = 128;             // frames per gather write
+constexpr size_t kBatchBytes = 4 * 1024 * 1024;  // bytes per gather write, unless one frame is more
+
+// Everything one gather write needs kept alive until it completes.
+struct Batch {
+  kj::Vector<kj::Own<capnp::MessageBuilder>> messages;
+  kj::Vector<kj::Array<capnp::word>> tables;
+  kj::Vector<kj::ArrayPtr<const kj::byte>> pieces;
+  size_t bytes = 0;
+
+  void add(kj::Own<capnp::MessageBuilder> message) {
+    auto segments = message->getSegmentsForOutput();
+    auto table = kj::heapArray<capnp::word>((segments.size() + 2) / 2);
+    auto* sizes = reinterpret_cast<kj::byte*>(table.begin());
+    auto put = [&](size_t index, uint32_t value) {
+      for (int i = 0; i < 4; ++i)
+        sizes[4 * index + i] = kj::byte(value >> (8 * i));
+    };
+    put(0, uint32_t(segments.size() - 1));
+    for (size_t i = 0; i < segments.size(); ++i)
+      put(i + 1, uint32_t(segments[i].size()));
+    if (segments.size() % 2 == 0) put(segments.size() + 1, 0);
+    pieces.add(table.asBytes());
+    bytes += table.asBytes().size();
+    for (auto segment : segments) {
+      pieces.add(segment.asBytes());
+      bytes += segment.asBytes().size();
+    }
+    tables.add(kj::mv(table));
+    messages.add(kj::mv(message));
+  }
+};
+
+}  // namespace
+
+FrameWriter::FrameWriter(kj::AsyncOutputStream& out, uint32_t maxFrameBytes)
+    : out(out), maxFrameBytes(maxFrameBytes) {}
+
+kj::Maybe<Failure> FrameWriter::queue(kj::Own<capnp::MessageBuilder> frame) {
+  KJ_ASSERT(!closed, "frame queued after the writer was closed");
+  size_t bytes = encodedSize(*frame);
+  if (bytes > maxFrameBytes) {
+    return fail(CodecError::frameTooLarge,
+                kj::str("outgoing frame of ", bytes, " bytes, the peer accepts ", maxFrameBytes));
+  }
+  pending.add(Pending{kj::mv(frame), bytes});
+  pendingBytes += bytes;
+  KJ_IF_MAYBE (f, wakeUp) {
+    (*f)->fulfill();
+    wakeUp = nullptr;
+  }
+  return nullptr;
+}
+
+void FrameWriter::close() {
+  closed = true;
+  KJ_IF_MAYBE (f, wakeUp) {
+    (*f)->fulfill();
+    wakeUp = nullptr;
+  }
+}
+
+kj::Promise<void> FrameWriter::run() {
+  if (pending.empty()) {
+    if (closed) return kj::READY_NOW;
+    auto paf = kj::newPromiseAndFulfiller<void>();
+    wakeUp = kj::mv(paf.fulfiller);
+    return paf.promise.then([this]() { return run(); });
+  }
+  return writeBatch().then([this]() { return run(); });
+}
+
+kj::Promise<void> FrameWriter::writeBatch() {
+  auto batch = kj::heap<Batch>();
+  size_t taken = 0;
+  while (taken < pending.size() && taken < kBatchFrames &&
+         (taken == 0 || batch->bytes + pending[taken].bytes <= kBatchBytes)) {
+    batch->add(kj::mv(pending[taken].message));
+    pendingBytes -= pending[taken].bytes;
+    ++taken;
+  }
+  // Keep the frames not taken, in order.
+  kj::Vector<Pending> rest(pending.size() - taken);
+  for (size_t i = taken; i < pending.size(); ++i)
+    rest.add(kj::mv(pending[i]));
+  pending = kj::mv(rest);
+
+  totalBytes += batch->bytes;
+  auto pieces = batch->pieces.asPtr();
+  return out.write(pieces).attach(kj::mv(batch));
+}
+
+}  // namespace shoal::codec
