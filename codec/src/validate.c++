@@ -156,9 +156,10 @@ class Validator {
 
   bool delta(wire::LibraryDelta::Reader d) {
     if (!requestId(d.getId()) || !summary(d.getSummary())) return false;
-    if (d.getFromRev() == 0 || d.getFromRev() >= d.getSummary().getRev()) {
+    // fromRev == rev is the empty delta of a requester that is already up to date.
+    if (d.getFromRev() == 0 || d.getFromRev() > d.getSummary().getRev()) {
       return bad(CodecError::badField, kj::str("delta fromRev ", d.getFromRev(), " not in [1, ",
-                                               d.getSummary().getRev(), ")"));
+                                               d.getSummary().getRev(), "]"));
     }
     return items(d.getUpserts(), "upserts") && removals(d.getRemovals());
   }

@@ -139,8 +139,10 @@ TEST(Validate, Library) {
   EXPECT_EQ(errorOf(
                 Which::LIBRARY_SNAPSHOT, [](auto) {}, limits),
             CodecError::badCount);
-  EXPECT_EQ(errorOf(Which::LIBRARY_DELTA, [](auto f) { f.getLibraryDelta().setFromRev(3); }),
+  EXPECT_EQ(errorOf(Which::LIBRARY_DELTA, [](auto f) { f.getLibraryDelta().setFromRev(4); }),
             CodecError::badField);
+  EXPECT_EQ(check(Which::LIBRARY_DELTA, [](auto f) { f.getLibraryDelta().setFromRev(3); }),
+            nullptr);  // empty delta: already up to date
   EXPECT_EQ(errorOf(Which::LIBRARY_DELTA, [](auto f) { f.getLibraryDelta().setFromRev(0); }),
             CodecError::badField);
   EXPECT_EQ(
