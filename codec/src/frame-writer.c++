@@ -20,16 +20,7 @@ struct Batch {
 
   void add(kj::Own<capnp::MessageBuilder> message) {
     auto segments = message->getSegmentsForOutput();
-    auto table = kj::heapArray<capnp::word>((segments.size() + 2) / 2);
-    auto* sizes = reinterpret_cast<kj::byte*>(table.begin());
-    auto put = [&](size_t index, uint32_t value) {
-      for (int i = 0; i < 4; ++i)
-        sizes[4 * index + i] = kj::byte(value >> (8 * i));
-    };
-    put(0, uint32_t(segments.size() - 1));
-    for (size_t i = 0; i < segments.size(); ++i)
-      put(i + 1, uint32_t(segments[i].size()));
-    if (segments.size() % 2 == 0) put(segments.size() + 1, 0);
+    auto table = segmentTable(segments);
     pieces.add(table.asBytes());
     bytes += table.asBytes().size();
     for (auto segment : segments) {

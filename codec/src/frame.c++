@@ -186,6 +186,18 @@ kj::Array<kj::byte> encodeFrame(capnp::MessageBuilder& message) {
   return kj::heapArray(words.asBytes());
 }
 
+kj::Array<capnp::word> segmentTable(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) {
+  auto table = kj::heapArray<capnp::word>((segments.size() + 2) / 2);
+  auto bytes = table.asBytes();
+  memset(bytes.begin(), 0, bytes.size());
+  auto put = [&](size_t index, uint32_t value) {
+    for (int i = 0; i < 4; ++i) bytes[4 * index + i] = kj::byte(value >> (8 * i));
+  };
+  put(0, uint32_t(segments.size() - 1));
+  for (size_t i = 0; i < segments.size(); ++i) put(i + 1, uint32_t(segments[i].size()));
+  return table;
+}
+
 size_t encodedSize(capnp::MessageBuilder& message) {
   return capnp::computeSerializedSizeInWords(message) * sizeof(capnp::word);
 }

@@ -80,6 +80,10 @@ DecodeResult decodeFrame(kj::ArrayPtr<const kj::byte> bytes, const Limits& limit
 // The standard stream encoding of `message` (segment table + segments).
 kj::Array<kj::byte> encodeFrame(capnp::MessageBuilder& message);
 
+// The segment table that precedes `segments` on the wire; a gather write sends it followed by the
+// segments themselves, so nothing is copied.
+kj::Array<capnp::word> segmentTable(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments);
+
 // Size `message` will have on the wire, segment table included.
 size_t encodedSize(capnp::MessageBuilder& message);
 
