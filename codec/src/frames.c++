@@ -1,0 +1,134 @@
+#include <shoal/codec/frames.h>
+
+#include <kj/debug.h>
+#include <shoal/codec/limits.h>
+
+namespace shoal::codec {
+
+namespace {
+constexpr size_t kMaxMessageBytes = 1024;  // protocol default; every peer accepts this much
+}
+
+FrameBuilder newFrame(size_t firstSegmentWords) {
+  auto message = kj::heap<capnp::MallocMessageBuilder>(firstSegmentWords);
+  message->initRoot<wire::Frame>();
+  return message;
+}
+
+kj::StringPtr clipUtf8(kj::StringPtr text, size_t maxBytes) {
+  if (text.size() <= maxBytes) return text;
+  size_t end = maxBytes;
+  // Step back over continuation bytes so the cut lands on a character boundary.
+  while (end > 0 && (kj::byte(text[end]) & 0xC0) == 0x80)
+    --end;
+  return kj::StringPtr(text.begin(), end);
+}
+
+FrameBuilder errorFrame(uint64_t id, wire::ErrorCode code, kj::StringPtr message,
+                        uint32_t retryAfterMs) {
+  auto frame = newFrame();
+  auto error = rootOf(*frame).initError();
+  error.setId(id);
+  error.setCode(code);
+  auto clipped = clipUtf8(message, kMaxMessageBytes);
+  error.setMessage(capnp::Text::Reader(clipped.begin(), clipped.size()));
+  error.setRetryAfterMs(retryAfterMs);
+  return frame;
+}
+
+FrameBuilder cancelFrame(uint64_t id) {
+  auto frame = newFrame(16);
+  rootOf(*frame).initCancel().setId(id);
+  return frame;
+}
+
+FrameBuilder pingFrame(uint64_t nonce) {
+  auto frame = newFrame(16);
+  rootOf(*frame).initPing().setNonce(nonce);
+  return frame;
+}
+
+FrameBuilder pongFrame(uint64_t nonce) {
+  auto frame = newFrame(16);
+  rootOf(*frame).initPong().setNonce(nonce);
+  return frame;
+}
+
+FrameBuilder goodbyeFrame(wire::GoodbyeReason reason, kj::StringPtr message,
+                          uint64_t lastRequestId) {
+  auto frame = newFrame();
+  auto goodbye = rootOf(*frame).initGoodbye();
+  goodbye.setReason(reason);
+  auto clipped = clipUtf8(message, kMaxMessageBytes);
+  goodbye.setMessage(capnp::Text::Reader(clipped.begin(), clipped.size()));
+  goodbye.setLastRequestId(lastRequestId);
+  return frame;
+}
+
+void setRequestId(wire::Frame::Builder frame, uint64_t id) {
+  using Which = wire::Frame::Which;
+  switch (frame.which()) {
+    case Which::GET_LIBRARY:
+      frame.getGetLibrary().setId(id);
+      return;
+    case Which::GET_MANIFEST:
+      frame.getGetManifest().setId(id);
+      return;
+    case Which::GET_CHUNK:
+      frame.getGetChunk().setId(id);
+      return;
+    case Which::LIBRARY_SNAPSHOT:
+      frame.getLibrarySnapshot().setId(id);
+      return;
+    case Which::LIBRARY_DELTA:
+      frame.getLibraryDelta().setId(id);
+      return;
+    case Which::MANIFEST:
+      frame.getManifest().setId(id);
+      return;
+    case Which::CHUNK:
+      frame.getChunk().setId(id);
+      return;
+    case Which::ERROR:
+      frame.getError().setId(id);
+      return;
+    case Which::CANCEL:
+      frame.getCancel().setId(id);
+      return;
+    default:
+      KJ_FAIL_ASSERT("frame kind has no request id", kj::uint(frame.which()));
+  }
+}
+
+kj::StringPtr name(wire::ErrorCode code) {
+  using C = wire::ErrorCode;
+  switch (code) {
+    case C::PROTOCOL:
+      return "protocol";
+    case C::UNSUPPORTED_VERSION:
+      return "unsupportedVersion";
+    case C::UNTRUSTED:
+      return "untrusted";
+    case C::NOT_FOUND:
+      return "notFound";
+    case C::UNAVAILABLE:
+      return "unavailable";
+    case C::RANGE:
+      return "range";
+    case C::STALE:
+      return "stale";
+    case C::BUSY:
+      return "busy";
+    case C::TOO_LARGE:
+      return "tooLarge";
+    case C::CANCELLED:
+      return "cancelled";
+    case C::SHUTTING_DOWN:
+      return "shuttingDown";
+    case C::INTERNAL:
+      return "internal";
+  }
+  return "unknown";
+}
+
+}  // namespace shoal::codec

@@ -1,0 +1,10 @@
+# session: SessionCore (sans-I/O protocol state machine) and Session (its KJ driver).
+add_library(shoal-session STATIC
+  src/session/session-core.c++
+)
+target_include_directories(shoal-session PUBLIC include)
+target_link_libraries(shoal-session PUBLIC shoal-codec CapnProto::kj-async)
+
+shoal_test(session-core-test unit
+  SOURCES test/session/session-core-test.c++
+  LIBS shoal-session)

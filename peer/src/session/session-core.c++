@@ -1,0 +1,730 @@
+#include <shoal/peer/session/session-core.h>
+
+#include <kj/debug.h>
+#include <shoal/codec/frames.h>
+#include <shoal/codec/validate.h>
+
+namespace shoal::peer {
+
+using Which = wire::Frame::Which;
+using codec::rootOf;
+
+kj::StringPtr name(CloseReason reason) {
+  switch (reason) {
+    case CloseReason::goodbye:
+      return "goodbye";
+    case CloseReason::peerClosed:
+      return "peerClosed";
+    case CloseReason::peerError:
+      return "peerError";
+    case CloseReason::protocolError:
+      return "protocolError";
+    case CloseReason::rejected:
+      return "rejected";
+    case CloseReason::handshakeTimeout:
+      return "handshakeTimeout";
+    case CloseReason::deadTimeout:
+      return "deadTimeout";
+    case CloseReason::drainTimeout:
+      return "drainTimeout";
+    case CloseReason::local:
+      return "local";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// kj::HashMap::clear() in 0.9.2 memsets a null bucket array when the map never held anything,
+// which UBSan rightly reports; an empty map needs no clearing anyway.
+template <typename Map>
+void clearMap(Map& map) {
+  if (map.size() > 0) map.clear();
+}
+
+kj::Array<kj::String> copyStrings(kj::ArrayPtr<const kj::String> strings) {
+  return KJ_MAP(s, strings) {
+    return kj::heapString(s);
+  };
+}
+
+RemotePeer copyOf(const RemotePeer& p) {
+  return RemotePeer{p.id,
+                    kj::heapString(p.name),
+                    copyStrings(p.features),
+                    p.library,
+                    p.maxFrameBytes,
+                    p.maxInFlight,
+                    p.maxChunkBytes,
+                    p.instanceId,
+                    p.version};
+}
+
+// Our features that the peer also announced, in our order.
+kj::Array<kj::String> intersect(kj::ArrayPtr<const kj::String> ours,
+                                capnp::List<capnp::Text>::Reader theirs) {
+  kj::Vector<kj::String> common;
+  for (auto& f : ours) {
+    for (auto t : theirs) {
+      if (t == f) {
+        common.add(kj::heapString(f));
+        break;
+      }
+    }
+  }
+  return common.releaseAsArray();
+}
+
+// The answer kinds a request kind allows.
+bool answers(Which request, Which answer) {
+  switch (request) {
+    case Which::GET_LIBRARY:
+      return answer == Which::LIBRARY_SNAPSHOT || answer == Which::LIBRARY_DELTA;
+    case Which::GET_MANIFEST:
+      return answer == Which::MANIFEST;
+    case Which::GET_CHUNK:
+      return answer == Which::CHUNK;
+    default:
+      return false;
+  }
+}
+
+// Page number and last flag of a paged answer; a Chunk is a single terminal page.
+struct Page {
+  uint32_t number;
+  bool last;
+};
+Page pageOf(wire::Frame::Reader frame) {
+  switch (frame.which()) {
+    case Which::LIBRARY_SNAPSHOT:
+      return {frame.getLibrarySnapshot().getPage(), frame.getLibrarySnapshot().getLast()};
+    case Which::LIBRARY_DELTA:
+      return {frame.getLibraryDelta().getPage(), frame.getLibraryDelta().getLast()};
+    case Which::MANIFEST:
+      return {frame.getManifest().getPage(), frame.getManifest().getLast()};
+    default:
+      return {0, true};
+  }
+}
+
+}  // namespace
+
+SessionCore::SessionCore(Role role, const SessionConfig& config, LocalPeer local,
+                         kj::Maybe<PeerId> authenticated, kj::TimePoint now)
+    : role(role),
+      config(config),
+      local(kj::mv(local)),
+      authenticated(authenticated),
+      currentState(role == Role::initiator ? State::awaitingHelloAck : State::awaitingHello),
+      handshakeDeadline(now + config.handshakeTimeout),
+      lastReceived(now) {
+  if (role == Role::initiator) sendHello();
+}
+
+// --- outputs ------------------------------------------------------------------------------------
+
+kj::Vector<kj::Own<capnp::MessageBuilder>> SessionCore::takeOutgoing() {
+  return kj::mv(outgoingFrames);
+}
+
+kj::Vector<SessionEvent> SessionCore::takeEvents() {
+  return kj::mv(events);
+}
+
+kj::Maybe<kj::TimePoint> SessionCore::nextDeadline() const {
+  if (currentState == State::closed) return nullptr;
+  kj::Maybe<kj::TimePoint> next;
+  auto consider = [&](kj::TimePoint t) {
+    KJ_IF_MAYBE (n, next) {
+      if (t < *n) next = t;
+    } else {
+      next = t;
+    }
+  };
+  if (!isEstablished()) {
+    consider(handshakeDeadline);
+  } else {
+    consider(lastReceived + config.deadTimeout);
+    if (!pingSent) consider(lastReceived + config.idleTimeout);
+  }
+  KJ_IF_MAYBE (d, drainDeadline) {
+    consider(*d);
+  }
+  return next;
+}
+
+kj::Maybe<const RemotePeer&> SessionCore::remote() const {
+  if (!isEstablished() && currentState != State::closed) return nullptr;
+  return peer;
+}
+
+// --- sending and closing ------------------------------------------------------------------------
+
+void SessionCore::send(kj::Own<capnp::MessageBuilder> frame) {
+  if (currentState == State::closed) return;
+  outgoingFrames.add(kj::mv(frame));
+}
+
+void SessionCore::sendError(uint64_t id, wire::ErrorCode code, kj::StringPtr message,
+                            uint32_t retryAfterMs) {
+  send(codec::errorFrame(id, code, message, retryAfterMs));
+}
+
+void SessionCore::protocolError(kj::StringPtr message, wire::ErrorCode code) {
+  if (currentState == State::closed) return;
+  sendError(0, code, message, 0);
+  close(CloseReason::protocolError, message);
+}
+
+void SessionCore::close(CloseReason reason, kj::StringPtr detail) {
+  if (currentState == State::closed) return;
+  failAllOutgoing(wire::ErrorCode::UNAVAILABLE, kj::str("connection closed: ", detail));
+  clearMap(incoming);
+  currentState = State::closed;
+  writeCloseWanted = true;
+  drainDeadline = nullptr;
+  events.add(event::Closed{reason, kj::heapString(detail)});
+}
+
+void SessionCore::failAllOutgoing(wire::ErrorCode code, kj::StringPtr message) {
+  for (auto& entry : outgoing) {
+    if (!entry.value.cancelled) {
+      events.add(event::RequestFailed{entry.key, code, kj::heapString(message), 0, true});
+    }
+  }
+  clearMap(outgoing);
+  for (size_t i = queuedHead; i < queued.size(); ++i) {
+    if (queued[i].frame.get() != nullptr) {
+      events.add(event::RequestFailed{queued[i].id, code, kj::heapString(message), 0, true});
+    }
+  }
+  queued.clear();
+  queuedHead = 0;
+}
+
+void SessionCore::abort(wire::ErrorCode code, kj::StringPtr message) {
+  if (currentState == State::closed) return;
+  sendError(0, code, message, 0);
+  close(CloseReason::local, message);
+}
+
+// --- handshake ----------------------------------------------------------------------------------
+
+void SessionCore::sendHello() {
+  auto frame = codec::newFrame();
+  auto hello = rootOf(*frame).initHello();
+  hello.setVersionMin(config.versionMin);
+  hello.setVersionMax(config.versionMax);
+  hello.setPeerId(local.id.asBytes());
+  hello.setName(local.name);
+  auto features = hello.initFeatures(local.features.size());
+  for (auto i : kj::indices(local.features))
+    features.set(i, local.features[i]);
+  local.library.toWire(hello.initLibrary());
+  auto limits = hello.initLimits();
+  limits.setMaxFrameBytes(config.limits.maxFrameBytes);
+  limits.setMaxInFlight(config.maxInFlight);
+  limits.setMaxChunkBytes(config.limits.maxChunkBytes);
+  hello.setInstanceId(local.instanceId);
+  send(kj::mv(frame));
+}
+
+bool SessionCore::identityMatches(const PeerId& claimed, kj::StringPtr field) {
+  KJ_IF_MAYBE (proven, authenticated) {
+    if (*proven != claimed) {
+      auto message = kj::str(field, " claims peer id ", codec::toHex(claimed).slice(0, 16),
+                             "… but the TLS key is ", codec::toHex(*proven).slice(0, 16), "…");
+      if (role == Role::responder) {
+        rejectHello(wire::ErrorCode::UNTRUSTED, message);
+      } else {
+        protocolError(message, wire::ErrorCode::UNTRUSTED);
+      }
+      return false;
+    }
+  }
+  if (claimed == local.id) {
+    if (role == Role::responder) {
+      rejectHello(wire::ErrorCode::UNTRUSTED, "connection to self");
+    } else {
+      protocolError("connection to self", wire::ErrorCode::UNTRUSTED);
+    }
+    return false;
+  }
+  return true;
+}
+
+void SessionCore::onHello(wire::Hello::Reader hello) {
+  uint16_t chosen = kj::min(hello.getVersionMax(), config.versionMax);
+  if (chosen < kj::max(hello.getVersionMin(), config.versionMin)) {
+    rejectHello(wire::ErrorCode::UNSUPPORTED_VERSION,
+                kj::str("no common version: we speak ", config.versionMin, "..", config.versionMax,
+                        ", the peer ", hello.getVersionMin(), "..", hello.getVersionMax()));
+    return;
+  }
+  auto claimed = KJ_ASSERT_NONNULL(codec::Digest::from(hello.getPeerId()));
+  auto limits = hello.getLimits();
+  peer = RemotePeer{claimed,
+                    kj::heapString(hello.getName()),
+                    intersect(local.features, hello.getFeatures()),
+                    codec::Summary::fromWire(hello.getLibrary()),
+                    limits.getMaxFrameBytes(),
+                    limits.getMaxInFlight(),
+                    limits.getMaxChunkBytes(),
+                    hello.getInstanceId(),
+                    chosen};
+  if (!identityMatches(claimed, "Hello")) return;
+  currentState = State::awaitingVerdict;
+  events.add(event::HelloReceived{copyOf(KJ_ASSERT_NONNULL(peer))});
+}
+
+void SessionCore::acceptHello(kj::TimePoint now) {
+  KJ_ASSERT(currentState == State::awaitingVerdict, "acceptHello() without a pending Hello");
+  auto& remote = KJ_ASSERT_NONNULL(peer);
+  auto frame = codec::newFrame();
+  auto ack = rootOf(*frame).initHelloAck();
+  ack.setVersion(remote.version);
+  ack.setPeerId(local.id.asBytes());
+  ack.setName(local.name);
+  auto features = ack.initFeatures(remote.features.size());
+  for (auto i : kj::indices(remote.features))
+    features.set(i, remote.features[i]);
+  local.library.toWire(ack.initLibrary());
+  auto limits = ack.initLimits();
+  limits.setMaxFrameBytes(config.limits.maxFrameBytes);
+  limits.setMaxInFlight(config.maxInFlight);
+  limits.setMaxChunkBytes(config.limits.maxChunkBytes);
+  ack.setInstanceId(local.instanceId);
+  send(kj::mv(frame));
+  lastReceived = now;
+  established();
+}
+
+void SessionCore::rejectHello(wire::ErrorCode code, kj::StringPtr message) {
+  if (currentState == State::closed) return;
+  auto frame = codec::newFrame();
+  auto reject = rootOf(*frame).initReject();
+  reject.setCode(code);
+  auto clipped = codec::clipUtf8(message, 1024);
+  reject.setMessage(capnp::Text::Reader(clipped.begin(), clipped.size()));
+  reject.setVersionMin(config.versionMin);
+  reject.setVersionMax(config.versionMax);
+  send(kj::mv(frame));
+  close(CloseReason::rejected, message);
+}
+
+void SessionCore::onHelloAck(wire::HelloAck::Reader ack) {
+  uint16_t version = ack.getVersion();
+  if (version < config.versionMin || version > config.versionMax) {
+    protocolError(kj::str("HelloAck chose version ", version, ", we speak ", config.versionMin,
+                          "..", config.versionMax),
+                  wire::ErrorCode::UNSUPPORTED_VERSION);
+    return;
+  }
+  auto claimed = KJ_ASSERT_NONNULL(codec::Digest::from(ack.getPeerId()));
+  auto limits = ack.getLimits();
+  peer = RemotePeer{claimed,
+                    kj::heapString(ack.getName()),
+                    intersect(local.features, ack.getFeatures()),
+                    codec::Summary::fromWire(ack.getLibrary()),
+                    limits.getMaxFrameBytes(),
+                    limits.getMaxInFlight(),
+                    limits.getMaxChunkBytes(),
+                    ack.getInstanceId(),
+                    version};
+  if (!identityMatches(claimed, "HelloAck")) return;
+  established();
+}
+
+void SessionCore::established() {
+  currentState = State::established;
+  events.add(event::Established{copyOf(KJ_ASSERT_NONNULL(peer))});
+  pump();
+}
+
+// --- inputs -------------------------------------------------------------------------------------
+
+void SessionCore::onFrame(codec::InboundFrame frame, kj::TimePoint now) {
+  if (currentState == State::closed) return;
+  lastReceived = now;
+  pingSent = false;
+  auto root = frame.root();
+  auto kind = root.which();
+
+  if (!isEstablished() && kind == Which::ERROR) {
+    auto error = root.getError();
+    close(CloseReason::peerError,
+          kj::str("peer error ", codec::name(error.getCode()), ": ", error.getMessage()));
+    return;
+  }
+
+  switch (currentState) {
+    case State::awaitingHello:
+      if (kind != Which::HELLO) {
+        protocolError(kj::str("expected Hello first, got ", codec::name(kind)));
+      } else {
+        onHello(root.getHello());
+      }
+      return;
+    case State::awaitingVerdict:
+      protocolError(kj::str(codec::name(kind), " before HelloAck: the initiator must wait"));
+      return;
+    case State::awaitingHelloAck:
+      if (kind == Which::HELLO_ACK) {
+        onHelloAck(root.getHelloAck());
+      } else if (kind == Which::REJECT) {
+        auto reject = root.getReject();
+        events.add(event::Rejected{reject.getCode(), kj::heapString(reject.getMessage())});
+        close(CloseReason::rejected, kj::str("rejected: ", reject.getMessage()));
+      } else {
+        protocolError(kj::str("expected HelloAck or Reject, got ", codec::name(kind)));
+      }
+      return;
+    case State::established:
+    case State::draining:
+      break;
+    case State::closed:
+      return;
+  }
+
+  switch (kind) {
+    case Which::HELLO:
+    case Which::HELLO_ACK:
+    case Which::REJECT:
+      protocolError(kj::str(codec::name(kind), " after the handshake"));
+      break;
+    case Which::ANNOUNCE:
+      protocolError("Announce is a discovery datagram, not a stream frame");
+      break;
+    case Which::GET_LIBRARY:
+    case Which::GET_MANIFEST:
+    case Which::GET_CHUNK:
+      onRequest(kj::mv(frame));
+      break;
+    case Which::CANCEL:
+      onCancel(root.getCancel().getId());
+      break;
+    case Which::PING:
+      send(codec::pongFrame(root.getPing().getNonce()));
+      break;
+    case Which::PONG:
+      break;  // any frame proves liveness; the nonce adds nothing
+    case Which::LIBRARY_CHANGED:
+      events.add(
+          event::LibraryChanged{codec::Summary::fromWire(root.getLibraryChanged().getSummary())});
+      break;
+    case Which::GOODBYE:
+      onGoodbye(root.getGoodbye(), now);
+      break;
+    case Which::ERROR:
+      if (root.getError().getId() == 0) {
+        auto error = root.getError();
+        close(CloseReason::peerError,
+              kj::str("peer error ", codec::name(error.getCode()), ": ", error.getMessage()));
+        break;
+      }
+      onAnswer(kj::mv(frame));
+      break;
+    case Which::LIBRARY_SNAPSHOT:
+    case Which::LIBRARY_DELTA:
+    case Which::MANIFEST:
+    case Which::CHUNK:
+      onAnswer(kj::mv(frame));
+      break;
+  }
+  checkDrained();
+}
+
+void SessionCore::onDecodeFailure(codec::Failure failure, kj::TimePoint now) {
+  if (currentState == State::closed) return;
+  KJ_IF_MAYBE (id, failure.requestId) {
+    // A request that is well formed except for its range: answer it, keep the connection.
+    if (isEstablished()) {
+      lastReceived = now;
+      pingSent = false;
+      if (*id <= lastIncomingId) {
+        protocolError(kj::str("request id ", *id, " not above ", lastIncomingId));
+        return;
+      }
+      lastIncomingId = *id;
+      auto code = goodbyeLastId == nullptr ? codec::toWireCode(failure.error)
+                                           : wire::ErrorCode::SHUTTING_DOWN;
+      sendError(*id, code, failure.message, 0);
+      return;
+    }
+  }
+  protocolError(failure.message, codec::toWireCode(failure.error));
+}
+
+void SessionCore::onEndOfStream(kj::TimePoint now) {
+  (void)now;
+  if (currentState == State::closed) return;
+  if (currentState == State::draining) {
+    close(CloseReason::goodbye, "drained");
+  } else {
+    close(CloseReason::peerClosed, "connection closed by the peer");
+  }
+}
+
+void SessionCore::onTick(kj::TimePoint now) {
+  if (currentState == State::closed) return;
+  if (!isEstablished()) {
+    if (now >= handshakeDeadline) {
+      close(CloseReason::handshakeTimeout,
+            kj::str("no handshake within ", config.handshakeTimeout / kj::MILLISECONDS, " ms"));
+    }
+    return;
+  }
+  KJ_IF_MAYBE (deadline, drainDeadline) {
+    if (now >= *deadline) {
+      close(CloseReason::drainTimeout, "the Goodbye drain did not finish in time");
+      return;
+    }
+  }
+  if (now - lastReceived >= config.deadTimeout) {
+    close(CloseReason::deadTimeout,
+          kj::str("nothing received for ", (now - lastReceived) / kj::MILLISECONDS, " ms"));
+  } else if (!pingSent && now - lastReceived >= config.idleTimeout) {
+    pingSent = true;
+    send(codec::pingFrame(++pingNonce));
+  }
+}
+
+// --- the peer's requests ------------------------------------------------------------------------
+
+void SessionCore::onRequest(codec::InboundFrame frame) {
+  uint64_t id = codec::requestIdOf(frame.root());
+  if (id <= lastIncomingId) {
+    protocolError(kj::str("request id ", id, " not above ", lastIncomingId));
+    return;
+  }
+  lastIncomingId = id;
+  if (goodbyeLastId != nullptr) {
+    // Above the lastRequestId of our Goodbye: not processed, safe to retry elsewhere.
+    sendError(id, wire::ErrorCode::SHUTTING_DOWN, "the peer is shutting down", 0);
+    return;
+  }
+  if (incoming.size() >= config.maxInFlight) {
+    sendError(id, wire::ErrorCode::BUSY,
+              kj::str(incoming.size(), " requests in flight, the limit is ", config.maxInFlight),
+              config.busyRetryAfterMs);
+    return;
+  }
+  incoming.insert(id, Incoming{frame.kind()});
+  events.add(event::IncomingRequest{id, kj::mv(frame)});
+}
+
+void SessionCore::onCancel(uint64_t id) {
+  if (incoming.find(id) == nullptr) return;  // unknown or already answered: ignored
+  incoming.erase(id);
+  sendError(id, wire::ErrorCode::CANCELLED, "cancelled by the requester", 0);
+  events.add(event::RequestCancelled{id});
+}
+
+bool SessionCore::answer(uint64_t id, kj::Own<capnp::MessageBuilder> frame, bool terminal) {
+  if (currentState == State::closed || incoming.find(id) == nullptr) return false;
+  KJ_DASSERT(codec::requestIdOf(rootOf(*frame)) == id, "answer frame carries another id");
+  send(kj::mv(frame));
+  if (terminal) {
+    incoming.erase(id);
+    checkDrained();
+  }
+  return true;
+}
+
+bool SessionCore::answerError(uint64_t id, wire::ErrorCode code, kj::StringPtr message,
+                              uint32_t retryAfterMs) {
+  return answer(id, codec::errorFrame(id, code, message, retryAfterMs), true);
+}
+
+// --- our requests -------------------------------------------------------------------------------
+
+uint64_t SessionCore::request(kj::Own<capnp::MessageBuilder> frame) {
+  uint64_t id = ++lastOutgoingId;
+  auto root = rootOf(*frame);
+  KJ_ASSERT(codec::isRequest(root.which()), "request() takes GetLibrary, GetManifest or GetChunk");
+  codec::setRequestId(root, id);
+  if (currentState == State::closed || currentState == State::draining) {
+    events.add(event::RequestFailed{id, wire::ErrorCode::SHUTTING_DOWN,
+                                    kj::str("the connection is closing"), 0, true});
+    return id;
+  }
+  queued.add(Queued{id, kj::mv(frame)});
+  pump();
+  return id;
+}
+
+void SessionCore::pump() {
+  if (currentState != State::established) return;
+  auto& remote = KJ_ASSERT_NONNULL(peer);
+  while (queuedHead < queued.size() && outgoing.size() < remote.maxInFlight) {
+    auto& next = queued[queuedHead++];
+    if (next.frame.get() == nullptr) continue;  // cancelled while queued
+    outgoing.insert(next.id, Outgoing{rootOf(*next.frame).which(), false, 0, nullptr});
+    lastSentId = next.id;
+    send(kj::mv(next.frame));
+  }
+  if (queuedHead == queued.size()) {
+    queued.clear();
+    queuedHead = 0;
+  }
+}
+
+void SessionCore::cancel(uint64_t id) {
+  for (size_t i = queuedHead; i < queued.size(); ++i) {
+    if (queued[i].id == id) {
+      queued[i].frame = nullptr;
+      return;
+    }
+  }
+  KJ_IF_MAYBE (out, outgoing.find(id)) {
+    if (!out->cancelled) {
+      out->cancelled = true;
+      send(codec::cancelFrame(id));
+    }
+  }
+}
+
+void SessionCore::onAnswer(codec::InboundFrame frame) {
+  auto root = frame.root();
+  uint64_t id = codec::requestIdOf(root);
+  auto kind = root.which();
+  KJ_IF_MAYBE (out, outgoing.find(id)) {
+    if (kind == Which::ERROR) {
+      bool cancelled = out->cancelled;
+      outgoing.erase(id);
+      if (!cancelled) {
+        auto error = root.getError();
+        events.add(event::RequestFailed{id, error.getCode(), kj::heapString(error.getMessage()),
+                                        error.getRetryAfterMs(), false});
+      }
+      pump();
+      return;
+    }
+    if (!answers(out->kind, kind)) {
+      protocolError(kj::str(codec::name(out->kind), " ", id, " answered with ", codec::name(kind)));
+      return;
+    }
+    auto page = pageOf(root);
+    if (page.number != out->nextPage) {
+      protocolError(kj::str("answer ", id, ": page ", page.number, ", expected ", out->nextPage));
+      return;
+    }
+    KJ_IF_MAYBE (first, out->answerKind) {
+      if (*first != kind) {
+        protocolError(kj::str("answer ", id, " mixes snapshot and delta pages"));
+        return;
+      }
+    }
+    out->answerKind = kind;
+    ++out->nextPage;
+    bool cancelled = out->cancelled;
+    if (page.last) {
+      outgoing.erase(id);
+      pump();
+    }
+    if (!cancelled) events.add(event::Response{id, kj::mv(frame), page.last});
+  } else if (id > lastSentId) {
+    protocolError(kj::str("answer for request ", id, ", which was never sent"));
+  }
+  // Otherwise: a late answer to a request already finished; ignored.
+}
+
+// --- library, goodbye
+// -----------------------------------------------------------------------------
+
+void SessionCore::notifyLibraryChanged(const codec::Summary& summary) {
+  local.library = summary;
+  if (currentState != State::established) return;
+  auto frame = codec::newFrame(32);
+  summary.toWire(rootOf(*frame).initLibraryChanged().initSummary());
+  send(kj::mv(frame));
+}
+
+void SessionCore::onGoodbye(wire::Goodbye::Reader goodbye, kj::TimePoint now) {
+  if (peerSaidGoodbye) return;  // a second Goodbye changes nothing
+  peerSaidGoodbye = true;
+  uint64_t last = goodbye.getLastRequestId();
+  events.add(
+      event::GoodbyeReceived{goodbye.getReason(), kj::heapString(goodbye.getMessage()), last});
+  // Requests above `last` will not be processed: fail them now so they can go elsewhere.
+  kj::Vector<uint64_t> dropped;
+  for (auto& entry : outgoing) {
+    if (entry.key > last) dropped.add(entry.key);
+  }
+  for (auto id : dropped) {
+    if (!KJ_ASSERT_NONNULL(outgoing.find(id)).cancelled) {
+      events.add(event::RequestFailed{id, wire::ErrorCode::SHUTTING_DOWN,
+                                      kj::str("not processed: the peer said Goodbye"), 0, true});
+    }
+    outgoing.erase(id);
+  }
+  for (size_t i = queuedHead; i < queued.size(); ++i) {
+    if (queued[i].frame.get() != nullptr) {
+      events.add(event::RequestFailed{queued[i].id, wire::ErrorCode::SHUTTING_DOWN,
+                                      kj::str("the peer said Goodbye"), 0, true});
+    }
+  }
+  queued.clear();
+  queuedHead = 0;
+  if (currentState == State::established) currentState = State::draining;
+  if (drainDeadline == nullptr) drainDeadline = now + config.drainTimeout;
+}
+
+void SessionCore::goodbye(wire::GoodbyeReason reason, kj::StringPtr message, kj::TimePoint now) {
+  switch (currentState) {
+    case State::awaitingHello:
+    case State::awaitingHelloAck:
+      close(CloseReason::local, message);
+      return;
+    case State::awaitingVerdict:
+      rejectHello(wire::ErrorCode::SHUTTING_DOWN, message);
+      return;
+    case State::closed:
+      return;
+    case State::established:
+    case State::draining:
+      break;
+  }
+  if (goodbyeLastId != nullptr) return;
+  goodbyeLastId = lastIncomingId;
+  send(codec::goodbyeFrame(reason, message, lastIncomingId));
+  // We leave: our own requests are withdrawn so the peer stops working on them.
+  for (auto& entry : outgoing) {
+    if (!entry.value.cancelled) {
+      entry.value.cancelled = true;
+      send(codec::cancelFrame(entry.key));
+      events.add(event::RequestFailed{entry.key, wire::ErrorCode::SHUTTING_DOWN,
+                                      kj::str("withdrawn: we said Goodbye"), 0, true});
+    }
+  }
+  for (size_t i = queuedHead; i < queued.size(); ++i) {
+    if (queued[i].frame.get() != nullptr) {
+      events.add(event::RequestFailed{queued[i].id, wire::ErrorCode::SHUTTING_DOWN,
+                                      kj::str("withdrawn: we said Goodbye"), 0, true});
+    }
+  }
+  queued.clear();
+  queuedHead = 0;
+  currentState = State::draining;
+  auto deadline = now + config.drainTimeout;
+  KJ_IF_MAYBE (d, drainDeadline) {
+    if (deadline < *d) drainDeadline = deadline;
+  } else {
+    drainDeadline = deadline;
+  }
+  checkDrained();
+}
+
+void SessionCore::checkDrained() {
+  if (currentState != State::draining || writeCloseWanted) return;
+  if (incoming.size() > 0) return;
+  if (goodbyeLastId == nullptr) {
+    // Only the peer said Goodbye: wait for the answers it promised.
+    for (auto& entry : outgoing) {
+      if (!entry.value.cancelled) return;
+    }
+  }
+  writeCloseWanted = true;
+}
+
+}  // namespace shoal::peer
