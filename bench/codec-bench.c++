@@ -63,7 +63,8 @@ void encodeGather(benchmark::State& state) {
     auto segments = message->getSegmentsForOutput();
     auto table = segmentTable(segments);
     bytes = table.asBytes().size();
-    for (auto segment : segments) bytes += segment.asBytes().size();
+    for (auto segment : segments)
+      bytes += segment.asBytes().size();
     benchmark::DoNotOptimize(table.begin());
   }
   state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(bytes));
@@ -118,7 +119,8 @@ void streamDecode(benchmark::State& state) {
   auto one = encodeFrame(*build(subject));
   size_t count = subject == CHUNK_1MIB || subject == SNAPSHOT_10K ? 16 : 1000;
   auto stream = kj::heapArray<kj::byte>(one.size() * count);
-  for (size_t i = 0; i < count; ++i) memcpy(stream.begin() + i * one.size(), one.begin(), one.size());
+  for (size_t i = 0; i < count; ++i)
+    memcpy(stream.begin() + i * one.size(), one.begin(), one.size());
   Limits limits;
   for (auto _ : state) {
     FrameDecoder decoder(limits);

@@ -5,8 +5,8 @@
 #   meaning and types never change; nothing is removed (retire a field by documenting it unused).
 # - A new union member is a new message kind: a peer that does not know it answers Error{protocol}
 #   (connection-level) unless a feature negotiated in the handshake says the other side may send it.
-# - A new enum value is treated like an unknown message: Error{protocol}, except where the spec says
-#   the value is informative only (Goodbye.reason, Error.code received by a requester).
+# - Unknown enum values of Error.code, Reject.code and Goodbye.reason are accepted and read as
+#   `internal` / `other` (docs/protocol.md [FR-17]); those enums may grow without a new version.
 # - Every message travels as exactly one Cap'n Proto message (standard stream framing, unpacked)
 #   whose root is `Frame`.
 

@@ -191,10 +191,12 @@ kj::Array<capnp::word> segmentTable(kj::ArrayPtr<const kj::ArrayPtr<const capnp:
   auto bytes = table.asBytes();
   memset(bytes.begin(), 0, bytes.size());
   auto put = [&](size_t index, uint32_t value) {
-    for (int i = 0; i < 4; ++i) bytes[4 * index + i] = kj::byte(value >> (8 * i));
+    for (int i = 0; i < 4; ++i)
+      bytes[4 * index + i] = kj::byte(value >> (8 * i));
   };
   put(0, uint32_t(segments.size() - 1));
-  for (size_t i = 0; i < segments.size(); ++i) put(i + 1, uint32_t(segments[i].size()));
+  for (size_t i = 0; i < segments.size(); ++i)
+    put(i + 1, uint32_t(segments[i].size()));
   return table;
 }
 

@@ -68,65 +68,34 @@ FrameBuilder goodbyeFrame(wire::GoodbyeReason reason, kj::StringPtr message,
 void setRequestId(wire::Frame::Builder frame, uint64_t id) {
   using Which = wire::Frame::Which;
   switch (frame.which()) {
-    case Which::GET_LIBRARY:
-      frame.getGetLibrary().setId(id);
-      return;
-    case Which::GET_MANIFEST:
-      frame.getGetManifest().setId(id);
-      return;
-    case Which::GET_CHUNK:
-      frame.getGetChunk().setId(id);
-      return;
-    case Which::LIBRARY_SNAPSHOT:
-      frame.getLibrarySnapshot().setId(id);
-      return;
-    case Which::LIBRARY_DELTA:
-      frame.getLibraryDelta().setId(id);
-      return;
-    case Which::MANIFEST:
-      frame.getManifest().setId(id);
-      return;
-    case Which::CHUNK:
-      frame.getChunk().setId(id);
-      return;
-    case Which::ERROR:
-      frame.getError().setId(id);
-      return;
-    case Which::CANCEL:
-      frame.getCancel().setId(id);
-      return;
-    default:
-      KJ_FAIL_ASSERT("frame kind has no request id", kj::uint(frame.which()));
+    case Which::GET_LIBRARY: frame.getGetLibrary().setId(id); return;
+    case Which::GET_MANIFEST: frame.getGetManifest().setId(id); return;
+    case Which::GET_CHUNK: frame.getGetChunk().setId(id); return;
+    case Which::LIBRARY_SNAPSHOT: frame.getLibrarySnapshot().setId(id); return;
+    case Which::LIBRARY_DELTA: frame.getLibraryDelta().setId(id); return;
+    case Which::MANIFEST: frame.getManifest().setId(id); return;
+    case Which::CHUNK: frame.getChunk().setId(id); return;
+    case Which::ERROR: frame.getError().setId(id); return;
+    case Which::CANCEL: frame.getCancel().setId(id); return;
+    default: KJ_FAIL_ASSERT("frame kind has no request id", kj::uint(frame.which()));
   }
 }
 
 kj::StringPtr name(wire::ErrorCode code) {
   using C = wire::ErrorCode;
   switch (code) {
-    case C::PROTOCOL:
-      return "protocol";
-    case C::UNSUPPORTED_VERSION:
-      return "unsupportedVersion";
-    case C::UNTRUSTED:
-      return "untrusted";
-    case C::NOT_FOUND:
-      return "notFound";
-    case C::UNAVAILABLE:
-      return "unavailable";
-    case C::RANGE:
-      return "range";
-    case C::STALE:
-      return "stale";
-    case C::BUSY:
-      return "busy";
-    case C::TOO_LARGE:
-      return "tooLarge";
-    case C::CANCELLED:
-      return "cancelled";
-    case C::SHUTTING_DOWN:
-      return "shuttingDown";
-    case C::INTERNAL:
-      return "internal";
+    case C::PROTOCOL: return "protocol";
+    case C::UNSUPPORTED_VERSION: return "unsupportedVersion";
+    case C::UNTRUSTED: return "untrusted";
+    case C::NOT_FOUND: return "notFound";
+    case C::UNAVAILABLE: return "unavailable";
+    case C::RANGE: return "range";
+    case C::STALE: return "stale";
+    case C::BUSY: return "busy";
+    case C::TOO_LARGE: return "tooLarge";
+    case C::CANCELLED: return "cancelled";
+    case C::SHUTTING_DOWN: return "shuttingDown";
+    case C::INTERNAL: return "internal";
   }
   return "unknown";
 }

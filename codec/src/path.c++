@@ -6,32 +6,19 @@ namespace shoal::codec {
 
 kj::StringPtr name(PathError error) {
   switch (error) {
-    case PathError::empty:
-      return "empty";
-    case PathError::tooLong:
-      return "tooLong";
-    case PathError::tooDeep:
-      return "tooDeep";
-    case PathError::nul:
-      return "nul";
-    case PathError::badUtf8:
-      return "badUtf8";
-    case PathError::controlChar:
-      return "controlChar";
-    case PathError::backslash:
-      return "backslash";
-    case PathError::absolute:
-      return "absolute";
-    case PathError::emptyComponent:
-      return "emptyComponent";
-    case PathError::dotComponent:
-      return "dotComponent";
-    case PathError::dotDotComponent:
-      return "dotDotComponent";
-    case PathError::componentTooLong:
-      return "componentTooLong";
-    case PathError::separator:
-      return "separator";
+    case PathError::empty: return "empty";
+    case PathError::tooLong: return "tooLong";
+    case PathError::tooDeep: return "tooDeep";
+    case PathError::nul: return "nul";
+    case PathError::badUtf8: return "badUtf8";
+    case PathError::controlChar: return "controlChar";
+    case PathError::backslash: return "backslash";
+    case PathError::absolute: return "absolute";
+    case PathError::emptyComponent: return "emptyComponent";
+    case PathError::dotComponent: return "dotComponent";
+    case PathError::dotDotComponent: return "dotDotComponent";
+    case PathError::componentTooLong: return "componentTooLong";
+    case PathError::separator: return "separator";
   }
   return "unknown";
 }

@@ -185,10 +185,10 @@ class Validator {
       return false;
     }
     uint32_t chunkSize = m.getChunkSize();
-    if (chunkSize < limits.minChunkSize || chunkSize > limits.maxChunkBytes) {
-      return bad(CodecError::badField,
-                 kj::str("chunkSize ", chunkSize, " outside [", limits.minChunkSize, ", ",
-                         limits.maxChunkBytes, "]"));
+    // Any chunk size up to the protocol maximum, whatever our own maxChunkBytes ([MAN-16]).
+    if (chunkSize < limits.minChunkSize || chunkSize > kMaxChunkSize) {
+      return bad(CodecError::badField, kj::str("chunkSize ", chunkSize, " outside [",
+                                               limits.minChunkSize, ", ", kMaxChunkSize, "]"));
     }
     if (!count(m.getFileCount(), limits.maxFilesPerManifest, "manifest fileCount")) return false;
     // Each file has ceil(size / chunkSize) chunks, so the whole cannot exceed this bound.
@@ -259,55 +259,23 @@ kj::Maybe<Failure> Validator::frame(wire::Frame::Reader f) {
     return text(t, limits.maxMessageBytes, TextRule::message, "message");
   };
   switch (f.which()) {
-    case Which::HELLO:
-      hello(f.getHello());
-      break;
-    case Which::HELLO_ACK:
-      helloAck(f.getHelloAck());
-      break;
-    case Which::REJECT:
-      message(f.getReject().getMessage());
-      break;
-    case Which::ERROR:
-      message(f.getError().getMessage());
-      break;
-    case Which::CANCEL:
-      requestId(f.getCancel().getId());
-      break;
-    case Which::PING:
-      break;
-    case Which::PONG:
-      break;
-    case Which::GET_LIBRARY:
-      getLibrary(f.getGetLibrary());
-      break;
-    case Which::LIBRARY_SNAPSHOT:
-      snapshot(f.getLibrarySnapshot());
-      break;
-    case Which::LIBRARY_DELTA:
-      delta(f.getLibraryDelta());
-      break;
-    case Which::LIBRARY_CHANGED:
-      summary(f.getLibraryChanged().getSummary());
-      break;
-    case Which::GET_MANIFEST:
-      getManifest(f.getGetManifest());
-      break;
-    case Which::MANIFEST:
-      manifest(f.getManifest());
-      break;
-    case Which::GET_CHUNK:
-      getChunk(f.getGetChunk());
-      break;
-    case Which::CHUNK:
-      chunk(f.getChunk());
-      break;
-    case Which::GOODBYE:
-      message(f.getGoodbye().getMessage());
-      break;
-    case Which::ANNOUNCE:
-      announce(f.getAnnounce());
-      break;
+    case Which::HELLO: hello(f.getHello()); break;
+    case Which::HELLO_ACK: helloAck(f.getHelloAck()); break;
+    case Which::REJECT: message(f.getReject().getMessage()); break;
+    case Which::ERROR: message(f.getError().getMessage()); break;
+    case Which::CANCEL: requestId(f.getCancel().getId()); break;
+    case Which::PING: break;
+    case Which::PONG: break;
+    case Which::GET_LIBRARY: getLibrary(f.getGetLibrary()); break;
+    case Which::LIBRARY_SNAPSHOT: snapshot(f.getLibrarySnapshot()); break;
+    case Which::LIBRARY_DELTA: delta(f.getLibraryDelta()); break;
+    case Which::LIBRARY_CHANGED: summary(f.getLibraryChanged().getSummary()); break;
+    case Which::GET_MANIFEST: getManifest(f.getGetManifest()); break;
+    case Which::MANIFEST: manifest(f.getManifest()); break;
+    case Which::GET_CHUNK: getChunk(f.getGetChunk()); break;
+    case Which::CHUNK: chunk(f.getChunk()); break;
+    case Which::GOODBYE: message(f.getGoodbye().getMessage()); break;
+    case Which::ANNOUNCE: announce(f.getAnnounce()); break;
     default:
       bad(CodecError::unknownMessage, kj::str("unknown message kind ", kj::uint(f.which())));
       break;
@@ -327,65 +295,38 @@ bool isRequest(wire::Frame::Which kind) {
 
 uint64_t requestIdOf(wire::Frame::Reader f) {
   switch (f.which()) {
-    case Which::ERROR:
-      return f.getError().getId();
-    case Which::CANCEL:
-      return f.getCancel().getId();
-    case Which::GET_LIBRARY:
-      return f.getGetLibrary().getId();
-    case Which::LIBRARY_SNAPSHOT:
-      return f.getLibrarySnapshot().getId();
-    case Which::LIBRARY_DELTA:
-      return f.getLibraryDelta().getId();
-    case Which::GET_MANIFEST:
-      return f.getGetManifest().getId();
-    case Which::MANIFEST:
-      return f.getManifest().getId();
-    case Which::GET_CHUNK:
-      return f.getGetChunk().getId();
-    case Which::CHUNK:
-      return f.getChunk().getId();
-    default:
-      return 0;
+    case Which::ERROR: return f.getError().getId();
+    case Which::CANCEL: return f.getCancel().getId();
+    case Which::GET_LIBRARY: return f.getGetLibrary().getId();
+    case Which::LIBRARY_SNAPSHOT: return f.getLibrarySnapshot().getId();
+    case Which::LIBRARY_DELTA: return f.getLibraryDelta().getId();
+    case Which::GET_MANIFEST: return f.getGetManifest().getId();
+    case Which::MANIFEST: return f.getManifest().getId();
+    case Which::GET_CHUNK: return f.getGetChunk().getId();
+    case Which::CHUNK: return f.getChunk().getId();
+    default: return 0;
   }
 }
 
 kj::StringPtr name(wire::Frame::Which kind) {
   switch (kind) {
-    case Which::HELLO:
-      return "Hello";
-    case Which::HELLO_ACK:
-      return "HelloAck";
-    case Which::REJECT:
-      return "Reject";
-    case Which::ERROR:
-      return "Error";
-    case Which::CANCEL:
-      return "Cancel";
-    case Which::PING:
-      return "Ping";
-    case Which::PONG:
-      return "Pong";
-    case Which::GET_LIBRARY:
-      return "GetLibrary";
-    case Which::LIBRARY_SNAPSHOT:
-      return "LibrarySnapshot";
-    case Which::LIBRARY_DELTA:
-      return "LibraryDelta";
-    case Which::LIBRARY_CHANGED:
-      return "LibraryChanged";
-    case Which::GET_MANIFEST:
-      return "GetManifest";
-    case Which::MANIFEST:
-      return "Manifest";
-    case Which::GET_CHUNK:
-      return "GetChunk";
-    case Which::CHUNK:
-      return "Chunk";
-    case Which::GOODBYE:
-      return "Goodbye";
-    case Which::ANNOUNCE:
-      return "Announce";
+    case Which::HELLO: return "Hello";
+    case Which::HELLO_ACK: return "HelloAck";
+    case Which::REJECT: return "Reject";
+    case Which::ERROR: return "Error";
+    case Which::CANCEL: return "Cancel";
+    case Which::PING: return "Ping";
+    case Which::PONG: return "Pong";
+    case Which::GET_LIBRARY: return "GetLibrary";
+    case Which::LIBRARY_SNAPSHOT: return "LibrarySnapshot";
+    case Which::LIBRARY_DELTA: return "LibraryDelta";
+    case Which::LIBRARY_CHANGED: return "LibraryChanged";
+    case Which::GET_MANIFEST: return "GetManifest";
+    case Which::MANIFEST: return "Manifest";
+    case Which::GET_CHUNK: return "GetChunk";
+    case Which::CHUNK: return "Chunk";
+    case Which::GOODBYE: return "Goodbye";
+    case Which::ANNOUNCE: return "Announce";
   }
   return "Unknown";
 }

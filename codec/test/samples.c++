@@ -86,9 +86,7 @@ void fillManifest(wire::Manifest::Builder m) {
 
 void fill(wire::Frame::Builder f, Which kind) {
   switch (kind) {
-    case Which::HELLO:
-      fillHello(f.initHello());
-      return;
+    case Which::HELLO: fillHello(f.initHello()); return;
     case Which::HELLO_ACK: {
       auto a = f.initHelloAck();
       a.setVersion(1);
@@ -116,15 +114,9 @@ void fill(wire::Frame::Builder f, Which kind) {
       e.setRetryAfterMs(50);
       return;
     }
-    case Which::CANCEL:
-      f.initCancel().setId(42);
-      return;
-    case Which::PING:
-      f.initPing().setNonce(0xabcdef);
-      return;
-    case Which::PONG:
-      f.initPong().setNonce(0xabcdef);
-      return;
+    case Which::CANCEL: f.initCancel().setId(42); return;
+    case Which::PING: f.initPing().setNonce(0xabcdef); return;
+    case Which::PONG: f.initPong().setNonce(0xabcdef); return;
     case Which::GET_LIBRARY: {
       auto g = f.initGetLibrary();
       g.setId(1);
@@ -154,18 +146,14 @@ void fill(wire::Frame::Builder f, Which kind) {
       d.initRemovals(1).set(0, "item-old");
       return;
     }
-    case Which::LIBRARY_CHANGED:
-      fillSummary(f.initLibraryChanged().initSummary(), 4);
-      return;
+    case Which::LIBRARY_CHANGED: fillSummary(f.initLibraryChanged().initSummary(), 4); return;
     case Which::GET_MANIFEST: {
       auto g = f.initGetManifest();
       g.setId(12);
       g.setItemId("item-1");
       return;
     }
-    case Which::MANIFEST:
-      fillManifest(f.initManifest());
-      return;
+    case Which::MANIFEST: fillManifest(f.initManifest()); return;
     case Which::GET_CHUNK: {
       auto g = f.initGetChunk();
       g.setId(13);

@@ -11,24 +11,16 @@ using codec::rootOf;
 
 kj::StringPtr name(CloseReason reason) {
   switch (reason) {
-    case CloseReason::goodbye:
-      return "goodbye";
-    case CloseReason::peerClosed:
-      return "peerClosed";
-    case CloseReason::peerError:
-      return "peerError";
-    case CloseReason::protocolError:
-      return "protocolError";
-    case CloseReason::rejected:
-      return "rejected";
-    case CloseReason::handshakeTimeout:
-      return "handshakeTimeout";
-    case CloseReason::deadTimeout:
-      return "deadTimeout";
-    case CloseReason::drainTimeout:
-      return "drainTimeout";
-    case CloseReason::local:
-      return "local";
+    case CloseReason::goodbye: return "goodbye";
+    case CloseReason::peerClosed: return "peerClosed";
+    case CloseReason::peerError: return "peerError";
+    case CloseReason::protocolError: return "protocolError";
+    case CloseReason::rejected: return "rejected";
+    case CloseReason::handshakeTimeout: return "handshakeTimeout";
+    case CloseReason::deadTimeout: return "deadTimeout";
+    case CloseReason::drainTimeout: return "drainTimeout";
+    case CloseReason::transportError: return "transportError";
+    case CloseReason::local: return "local";
   }
   return "unknown";
 }
@@ -80,12 +72,9 @@ bool answers(Which request, Which answer) {
   switch (request) {
     case Which::GET_LIBRARY:
       return answer == Which::LIBRARY_SNAPSHOT || answer == Which::LIBRARY_DELTA;
-    case Which::GET_MANIFEST:
-      return answer == Which::MANIFEST;
-    case Which::GET_CHUNK:
-      return answer == Which::CHUNK;
-    default:
-      return false;
+    case Which::GET_MANIFEST: return answer == Which::MANIFEST;
+    case Which::GET_CHUNK: return answer == Which::CHUNK;
+    default: return false;
   }
 }
 
@@ -100,10 +89,8 @@ Page pageOf(wire::Frame::Reader frame) {
       return {frame.getLibrarySnapshot().getPage(), frame.getLibrarySnapshot().getLast()};
     case Which::LIBRARY_DELTA:
       return {frame.getLibraryDelta().getPage(), frame.getLibraryDelta().getLast()};
-    case Which::MANIFEST:
-      return {frame.getManifest().getPage(), frame.getManifest().getLast()};
-    default:
-      return {0, true};
+    case Which::MANIFEST: return {frame.getManifest().getPage(), frame.getManifest().getLast()};
+    default: return {0, true};
   }
 }
 
@@ -151,6 +138,12 @@ kj::Maybe<kj::TimePoint> SessionCore::nextDeadline() const {
     consider(*d);
   }
   return next;
+}
+
+kj::Maybe<kj::TimePoint> SessionCore::nextHardDeadline() const {
+  if (currentState == State::closed) return nullptr;
+  if (!isEstablished()) return handshakeDeadline;
+  return drainDeadline;
 }
 
 kj::Maybe<const RemotePeer&> SessionCore::remote() const {
@@ -237,7 +230,7 @@ bool SessionCore::identityMatches(const PeerId& claimed, kj::StringPtr field) {
       if (role == Role::responder) {
         rejectHello(wire::ErrorCode::UNTRUSTED, message);
       } else {
-        protocolError(message, wire::ErrorCode::UNTRUSTED);
+        close(CloseReason::protocolError, message);  // [HS-10]: no further frame
       }
       return false;
     }
@@ -246,7 +239,7 @@ bool SessionCore::identityMatches(const PeerId& claimed, kj::StringPtr field) {
     if (role == Role::responder) {
       rejectHello(wire::ErrorCode::UNTRUSTED, "connection to self");
     } else {
-      protocolError("connection to self", wire::ErrorCode::UNTRUSTED);
+      close(CloseReason::protocolError, "connection to self");
     }
     return false;
   }
@@ -315,9 +308,9 @@ void SessionCore::rejectHello(wire::ErrorCode code, kj::StringPtr message) {
 void SessionCore::onHelloAck(wire::HelloAck::Reader ack) {
   uint16_t version = ack.getVersion();
   if (version < config.versionMin || version > config.versionMax) {
-    protocolError(kj::str("HelloAck chose version ", version, ", we speak ", config.versionMin,
-                          "..", config.versionMax),
-                  wire::ErrorCode::UNSUPPORTED_VERSION);
+    close(CloseReason::protocolError,  // [HS-10]: no further frame
+          kj::str("HelloAck chose version ", version, ", we speak ", config.versionMin, "..",
+                  config.versionMax));
     return;
   }
   auto claimed = KJ_ASSERT_NONNULL(codec::Digest::from(ack.getPeerId()));
@@ -380,41 +373,28 @@ void SessionCore::onFrame(codec::InboundFrame frame, kj::TimePoint now) {
       }
       return;
     case State::established:
-    case State::draining:
-      break;
-    case State::closed:
-      return;
+    case State::draining: break;
+    case State::closed: return;
   }
 
   switch (kind) {
     case Which::HELLO:
     case Which::HELLO_ACK:
-    case Which::REJECT:
-      protocolError(kj::str(codec::name(kind), " after the handshake"));
-      break;
+    case Which::REJECT: protocolError(kj::str(codec::name(kind), " after the handshake")); break;
     case Which::ANNOUNCE:
       protocolError("Announce is a discovery datagram, not a stream frame");
       break;
     case Which::GET_LIBRARY:
     case Which::GET_MANIFEST:
-    case Which::GET_CHUNK:
-      onRequest(kj::mv(frame));
-      break;
-    case Which::CANCEL:
-      onCancel(root.getCancel().getId());
-      break;
-    case Which::PING:
-      send(codec::pongFrame(root.getPing().getNonce()));
-      break;
-    case Which::PONG:
-      break;  // any frame proves liveness; the nonce adds nothing
+    case Which::GET_CHUNK: onRequest(kj::mv(frame)); break;
+    case Which::CANCEL: onCancel(root.getCancel().getId()); break;
+    case Which::PING: send(codec::pongFrame(root.getPing().getNonce())); break;
+    case Which::PONG: break;  // any frame proves liveness; the nonce adds nothing
     case Which::LIBRARY_CHANGED:
       events.add(
           event::LibraryChanged{codec::Summary::fromWire(root.getLibraryChanged().getSummary())});
       break;
-    case Which::GOODBYE:
-      onGoodbye(root.getGoodbye(), now);
-      break;
+    case Which::GOODBYE: onGoodbye(root.getGoodbye(), now); break;
     case Which::ERROR:
       if (root.getError().getId() == 0) {
         auto error = root.getError();
@@ -427,9 +407,7 @@ void SessionCore::onFrame(codec::InboundFrame frame, kj::TimePoint now) {
     case Which::LIBRARY_SNAPSHOT:
     case Which::LIBRARY_DELTA:
     case Which::MANIFEST:
-    case Which::CHUNK:
-      onAnswer(kj::mv(frame));
-      break;
+    case Which::CHUNK: onAnswer(kj::mv(frame)); break;
   }
   checkDrained();
 }
@@ -463,6 +441,10 @@ void SessionCore::onEndOfStream(kj::TimePoint now) {
   } else {
     close(CloseReason::peerClosed, "connection closed by the peer");
   }
+}
+
+void SessionCore::onTransportError(kj::StringPtr description) {
+  close(CloseReason::transportError, description);
 }
 
 void SessionCore::onTick(kj::TimePoint now) {
@@ -673,17 +655,11 @@ void SessionCore::onGoodbye(wire::Goodbye::Reader goodbye, kj::TimePoint now) {
 void SessionCore::goodbye(wire::GoodbyeReason reason, kj::StringPtr message, kj::TimePoint now) {
   switch (currentState) {
     case State::awaitingHello:
-    case State::awaitingHelloAck:
-      close(CloseReason::local, message);
-      return;
-    case State::awaitingVerdict:
-      rejectHello(wire::ErrorCode::SHUTTING_DOWN, message);
-      return;
-    case State::closed:
-      return;
+    case State::awaitingHelloAck: close(CloseReason::local, message); return;
+    case State::awaitingVerdict: rejectHello(wire::ErrorCode::SHUTTING_DOWN, message); return;
+    case State::closed: return;
     case State::established:
-    case State::draining:
-      break;
+    case State::draining: break;
   }
   if (goodbyeLastId != nullptr) return;
   goodbyeLastId = lastIncomingId;

@@ -236,6 +236,7 @@ TEST(SessionCore, HelloAckClaimingAnotherKeysIdIsRefused) {
   p.exchange();
   EXPECT_EQ(closedWith(p.eventsA), CloseReason::protocolError);
   EXPECT_EQ(eventsOf<event::Established>(p.eventsA).size(), 0u);
+  EXPECT_EQ(p.wireAtoB.size(), 1u);  // the Hello only: nothing sent after a bad HelloAck
 }
 
 TEST(SessionCore, ConnectionToSelfIsRejected) {

@@ -13,6 +13,8 @@ namespace shoal::codec {
 constexpr uint32_t kDigestBytes = 32;
 constexpr uint32_t kMinFrameBytes = 64 * 1024;  // no peer may announce less ([FR-6])
 constexpr uint32_t kFrameOverheadBytes = 4096;  // room for a Chunk's fields besides its data
+constexpr uint32_t kMaxChunkSize =
+    4 * 1024 * 1024;  // largest Manifest.chunkSize anyone sends ([MAN-16])
 
 struct Limits {
   // Framing: checked on the segment table, before any allocation.
@@ -38,7 +40,7 @@ struct Limits {
 
   // Chunks and files.
   uint32_t minChunkSize = 4096;              // smallest Manifest.chunkSize accepted
-  uint32_t maxChunkBytes = 4 * 1024 * 1024;  // largest chunkSize, GetChunk.length and Chunk.data
+  uint32_t maxChunkBytes = 4 * 1024 * 1024;  // largest GetChunk.length answered and Chunk.data read
   uint64_t maxFileBytes = uint64_t(1) << 50;
 
   // A description of the first inconsistency (e.g. chunks that cannot fit in a frame), or null.

@@ -58,9 +58,10 @@ enum class CloseReason : uint8_t {
   protocolError,  // we sent a connection-level Error
   rejected,       // Reject sent or received
   handshakeTimeout,
-  deadTimeout,   // nothing received for SessionConfig::deadTimeout
-  drainTimeout,  // the Goodbye drain did not finish in time
-  local,         // the owner closed without Goodbye
+  deadTimeout,     // nothing received for SessionConfig::deadTimeout
+  drainTimeout,    // the Goodbye drain did not finish in time
+  transportError,  // reset, unclean TLS close, I/O error
+  local,           // the owner closed without Goodbye
 };
 kj::StringPtr name(CloseReason reason);
 
@@ -140,6 +141,7 @@ class SessionCore {
   void onFrame(codec::InboundFrame frame, kj::TimePoint now);
   void onDecodeFailure(codec::Failure failure, kj::TimePoint now);
   void onEndOfStream(kj::TimePoint now);
+  void onTransportError(kj::StringPtr description);
   void onTick(kj::TimePoint now);  // timers: handshake, ping, dead peer, drain
 
   void acceptHello(kj::TimePoint now);
@@ -171,6 +173,9 @@ class SessionCore {
   kj::Vector<SessionEvent> takeEvents();
   // The earliest time onTick() has something to do.
   kj::Maybe<kj::TimePoint> nextDeadline() const;
+  // Only the deadlines that must be exact: the handshake and the Goodbye drain. Liveness
+  // (ping, dead peer) tolerates a coarse periodic tick.
+  kj::Maybe<kj::TimePoint> nextHardDeadline() const;
 
   State state() const { return currentState; }
   bool isEstablished() const {
