@@ -1,0 +1,117 @@
+# Local control API of the reference peer: Cap'n Proto RPC over a Unix socket in the state folder
+# (mode 0600). `shoal ls | peers | status | stop` and the conformance runner are its clients. Events
+# are also what `shoal serve --json` prints, one JSON object per line (capnp::JsonCodec).
+# Local only: Cap'n Proto RPC is not hardened against resource exhaustion (KJ-NOTES.md).
+
+@0xe1ad66e878a4dfa6;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("shoal::control");
+using Json = import "/capnp/compat/json.capnp";
+
+struct Summary {
+  epoch @0 :UInt64;
+  rev @1 :UInt64;
+  digest @2 :Text;        # hex
+}
+
+enum Direction {
+  inbound @0;             # the peer dialled us
+  outbound @1;            # we dialled the peer
+}
+
+enum PeerState {
+  established @0;
+  leaving @1;             # the peer said Goodbye; answers in flight are still read
+}
+
+struct PeerInfo {
+  peerId @0 :Text;        # text form (docs/protocol.md §2.2)
+  name @1 :Text;
+  address @2 :Text;       # remote host:port
+  direction @3 :Direction;
+  state @4 :PeerState;
+  instanceId @5 :UInt64;
+  library @6 :Summary;    # as last synchronised
+  items @7 :UInt32;       # items in our view of its library
+  authenticated @8 :Bool; # false only in plaintext mode
+  bytesIn @9 :UInt64;
+  bytesOut @10 :UInt64;
+}
+
+struct RemoteItem {
+  itemId @0 :Text;
+  name @1 :Text;
+  size @2 :UInt64;
+  fileCount @3 :UInt32;
+  manifestDigest @4 :Text;  # hex
+  peers @5 :List(Text);     # ids of the peers that list this item (with this digest)
+}
+
+struct Status {
+  peerId @0 :Text;
+  name @1 :Text;
+  listen @2 :Text;          # the bound address
+  library @3 :Summary;
+  items @4 :UInt32;
+  bytes @5 :UInt64;
+  peers @6 :UInt32;
+  uptimeMs @7 :UInt64;
+  trust @8 :Text;           # "open" | "pinned"
+  plaintext @9 :Bool;
+  libraryDir @10 :Text;
+}
+
+struct Event {
+  timeMs @0 :UInt64;        # milliseconds since the runtime started
+  union {
+    peerFound @1 :PeerInfo;
+    peerLost :group {
+      peerId @2 :Text;
+      reason @3 :Text;
+    }
+    libraryChanged :group {
+      peerId @4 :Text;      # empty: our own library
+      summary @5 :Summary;
+      items @6 :UInt32;
+    }
+    runtimeFailed :group {
+      component @7 :Text;
+      error @8 :Text;
+    }
+    serviceRestarted :group {
+      component @9 :Text;
+      error @10 :Text;
+      backoffMs @11 :UInt32;
+    }
+    stopped :group {
+      clean @12 :Bool;      # everything drained and joined within the deadline
+      elapsedMs @13 :UInt32;
+      goodbyes @14 :UInt32; # sessions that were sent Goodbye
+    }
+    started :group {
+      peerId @15 :Text;
+      listen @16 :Text;
+      items @17 :UInt32;
+    }
+    goodbyeReceived :group {
+      peerId @18 :Text;
+      reason @19 :Text;
+      message @20 :Text;
+    }
+  }
+}
+
+interface EventSink {
+  push @0 (event :Event) -> stream;
+  done @1 ();               # the runtime stopped: no more events
+}
+
+interface Control {
+  status @0 () -> (status :Status);
+  peers @1 () -> (peers :List(PeerInfo));
+  items @2 () -> (items :List(RemoteItem));  # remote items, merged across peers
+  stop @3 () -> ();                          # starts the clean shutdown and returns
+  subscribe @4 (sink :EventSink) -> ();      # events until the runtime stops
+  rescan @5 () -> (changed :Bool);           # rescans the library now
+}
