@@ -1,10 +1,15 @@
 # runtime: Supervisor, Runtime (services, peer table, serving), RuntimeHandle, events.
 add_library(shoal-runtime STATIC
+  src/runtime/duplicates.c++
+  src/runtime/event-bus.c++
   src/runtime/supervisor.c++
 )
 target_include_directories(shoal-runtime PUBLIC include)
-target_link_libraries(shoal-runtime PUBLIC shoal-session CapnProto::kj-async)
+target_link_libraries(shoal-runtime PUBLIC shoal-session shoal-control-schema CapnProto::kj-async)
 
 shoal_test(runtime-test unit
-  SOURCES test/runtime/supervisor-test.c++
+  SOURCES
+    test/runtime/duplicates-test.c++
+    test/runtime/event-bus-test.c++
+    test/runtime/supervisor-test.c++
   LIBS shoal-runtime)
