@@ -2,6 +2,7 @@
 add_library(shoal-runtime STATIC
   src/runtime/duplicates.c++
   src/runtime/event-bus.c++
+  src/runtime/peer-table.c++
   src/runtime/supervisor.c++
 )
 target_include_directories(shoal-runtime PUBLIC include)
@@ -11,5 +12,6 @@ shoal_test(runtime-test unit
   SOURCES
     test/runtime/duplicates-test.c++
     test/runtime/event-bus-test.c++
+    test/runtime/peer-table-test.c++
     test/runtime/supervisor-test.c++
   LIBS shoal-runtime)
