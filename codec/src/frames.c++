@@ -15,13 +15,13 @@ FrameBuilder newFrame(size_t firstSegmentWords) {
   return message;
 }
 
-kj::StringPtr clipUtf8(kj::StringPtr text, size_t maxBytes) {
-  if (text.size() <= maxBytes) return text;
+kj::String clipUtf8(kj::StringPtr text, size_t maxBytes) {
+  if (text.size() <= maxBytes) return kj::heapString(text);
   size_t end = maxBytes;
   // Step back over continuation bytes so the cut lands on a character boundary.
   while (end > 0 && (kj::byte(text[end]) & 0xC0) == 0x80)
     --end;
-  return kj::StringPtr(text.begin(), end);
+  return kj::heapString(text.begin(), end);
 }
 
 FrameBuilder errorFrame(uint64_t id, wire::ErrorCode code, kj::StringPtr message,
@@ -30,8 +30,7 @@ FrameBuilder errorFrame(uint64_t id, wire::ErrorCode code, kj::StringPtr message
   auto error = rootOf(*frame).initError();
   error.setId(id);
   error.setCode(code);
-  auto clipped = clipUtf8(message, kMaxMessageBytes);
-  error.setMessage(capnp::Text::Reader(clipped.begin(), clipped.size()));
+  error.setMessage(clipUtf8(message, kMaxMessageBytes));
   error.setRetryAfterMs(retryAfterMs);
   return frame;
 }
@@ -59,8 +58,7 @@ FrameBuilder goodbyeFrame(wire::GoodbyeReason reason, kj::StringPtr message,
   auto frame = newFrame();
   auto goodbye = rootOf(*frame).initGoodbye();
   goodbye.setReason(reason);
-  auto clipped = clipUtf8(message, kMaxMessageBytes);
-  goodbye.setMessage(capnp::Text::Reader(clipped.begin(), clipped.size()));
+  goodbye.setMessage(clipUtf8(message, kMaxMessageBytes));
   goodbye.setLastRequestId(lastRequestId);
   return frame;
 }

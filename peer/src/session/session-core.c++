@@ -297,8 +297,7 @@ void SessionCore::rejectHello(wire::ErrorCode code, kj::StringPtr message) {
   auto frame = codec::newFrame();
   auto reject = rootOf(*frame).initReject();
   reject.setCode(code);
-  auto clipped = codec::clipUtf8(message, 1024);
-  reject.setMessage(capnp::Text::Reader(clipped.begin(), clipped.size()));
+  reject.setMessage(codec::clipUtf8(message, 1024));
   reject.setVersionMin(config.versionMin);
   reject.setVersionMax(config.versionMax);
   send(kj::mv(frame));

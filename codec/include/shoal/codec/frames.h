@@ -24,8 +24,8 @@ FrameBuilder pongFrame(uint64_t nonce);
 FrameBuilder goodbyeFrame(wire::GoodbyeReason reason, kj::StringPtr message,
                           uint64_t lastRequestId);
 
-// `text` cut to at most `maxBytes` without splitting a UTF-8 sequence.
-kj::StringPtr clipUtf8(kj::StringPtr text, size_t maxBytes);
+// `text` cut to at most `maxBytes` without splitting a UTF-8 sequence (a copy: NUL-terminated).
+kj::String clipUtf8(kj::StringPtr text, size_t maxBytes);
 
 // Sets the id of a request or answer frame (kinds for which requestIdOf() is non-zero).
 void setRequestId(wire::Frame::Builder frame, uint64_t id);
