@@ -1,12 +1,18 @@
 # runtime: Supervisor, Runtime (services, peer table, serving), RuntimeHandle, events.
 add_library(shoal-runtime STATIC
+  src/runtime/connections.c++
   src/runtime/duplicates.c++
   src/runtime/event-bus.c++
   src/runtime/peer-table.c++
+  src/runtime/request-server.c++
+  src/runtime/runtime.c++
+  src/runtime/runtime-handle.c++
+  src/runtime/services.c++
   src/runtime/supervisor.c++
 )
 target_include_directories(shoal-runtime PUBLIC include)
-target_link_libraries(shoal-runtime PUBLIC shoal-session shoal-control-schema CapnProto::kj-async)
+target_link_libraries(shoal-runtime PUBLIC shoal-session shoal-library shoal-transport shoal-control-schema
+  CapnProto::kj-async)
 
 shoal_test(runtime-test unit
   SOURCES
@@ -14,4 +20,8 @@ shoal_test(runtime-test unit
     test/runtime/event-bus-test.c++
     test/runtime/peer-table-test.c++
     test/runtime/supervisor-test.c++
+  LIBS shoal-runtime)
+
+shoal_test(runtime-integration-test unit
+  SOURCES test/runtime/runtime-test.c++
   LIBS shoal-runtime)

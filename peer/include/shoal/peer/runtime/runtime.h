@@ -1,0 +1,152 @@
+// Runtime: one reference peer on one event-loop thread. It owns the identity, the library, the
+// peer table, every connection and every supervised service, and stops them in the order of
+// DESIGN.md: stop accepting and dialling → Goodbye to every session → drain → join → Stopped.
+// Nothing it starts outlives it; RuntimeHandle is its only thread-safe surface.
+#pragma once
+
+#include <kj/async-io.h>
+#include <kj/function.h>
+#include <kj/thread.h>
+#include <shoal/peer/library/index-cache.h>
+#include <shoal/peer/library/library-view.h>
+#include <shoal/peer/library/library.h>
+#include <shoal/peer/library/scanner.h>
+#include <shoal/peer/runtime/config.h>
+#include <shoal/peer/runtime/event-bus.h>
+#include <shoal/peer/runtime/peer-table.h>
+#include <shoal/peer/runtime/request-server.h>
+#include <shoal/peer/runtime/supervisor.h>
+#include <shoal/peer/session/session.h>
+#include <shoal/peer/transport/identity.h>
+#include <shoal/peer/transport/tls.h>
+#include <shoal/schema/control.capnp.h>
+#include <atomic>
+
+namespace shoal::peer {
+
+class Runtime final : private SessionHandler, private Supervisor::Observer {
+ public:
+  // Loads (or creates) the identity and opens the library root: a bad key file, a missing
+  // library folder or a TLS set-up failure throws here, before anything runs.
+  Runtime(RuntimeConfig config, kj::AsyncIoContext& io, EventBus& bus);
+  ~Runtime() noexcept(false);
+  KJ_DISALLOW_COPY(Runtime);
+
+  // Starts everything and resolves once the runtime has stopped (after shutdown(), or after a
+  // Required service failed) with every connection, service and scan joined. Never rejects: a
+  // failure to start is a RuntimeFailed event followed by Stopped.
+  kj::Promise<void> run();
+
+  // Begins the clean shutdown; idempotent.
+  void shutdown(kj::StringPtr why);
+  bool isStopping() const { return stopping; }
+
+  // A supervised service of the embedder's (the control socket, tests). Before or during run().
+  void addService(kj::StringPtr name, Policy policy, kj::Function<kj::Promise<void>()> body);
+  // Called on the event loop for every event, after it went to the EventBus.
+  void onEvent(kj::Function<void(const EventRecord&)> listener);
+
+  const RuntimeConfig& configuration() const { return config; }
+  const PeerId& id() const { return identity->id(); }
+  kj::Maybe<kj::StringPtr> boundAddress() const { return bound; }
+  const library::Library& localLibrary() const { return library; }
+
+  // Rescans the library now (coalesced with a scan in progress); resolves to whether it changed.
+  kj::Promise<bool> rescan();
+
+  // For the control API.
+  void fillStatus(control::Status::Builder status);
+  void fillPeers(kj::Function<capnp::List<control::PeerInfo>::Builder(kj::uint)> init);
+  void fillItems(kj::Function<capnp::List<control::RemoteItem>::Builder(kj::uint)> init);
+
+ private:
+  struct Connection;
+  class TaskErrors final : public kj::TaskSet::ErrorHandler {
+   public:
+    void taskFailed(kj::Exception&& exception) override;
+  };
+
+  RuntimeConfig config;
+  kj::AsyncIoContext& io;
+  kj::Timer& timer;
+  EventBus& bus;
+  kj::TimePoint startedAt;
+  uint64_t instanceId;
+  kj::TimePoint stopStartedAt;
+
+  kj::Own<Identity> identity;
+  kj::AutoCloseFd stateLock;
+  kj::Maybe<kj::Own<TlsContext>> tls;
+  kj::AutoCloseFd rootFd;
+  library::IndexCache cache;
+  library::Library library;
+  kj::Maybe<RequestServer> server;
+  PeerTable peers;
+
+  kj::HashMap<uint64_t, Connection*> live;  // by generation
+  uint64_t nextGeneration = 1;
+  uint32_t handshaking = 0;
+  kj::Maybe<kj::String> bound;
+  bool startedReported = false;
+
+  std::atomic<bool> stopScan{false};
+  bool scanInProgress = false;
+  kj::Vector<kj::Own<kj::PromiseFulfiller<bool>>> scanWaiters;
+  kj::Maybe<kj::Own<kj::Thread>> scanThread;
+  uint64_t staleSeen = 0;
+
+  kj::Vector<kj::Function<void(const EventRecord&)>> listeners;
+
+  bool stopping = false;
+  bool failed = false;
+  kj::Own<kj::PromiseFulfiller<void>> stopRequested;
+  kj::Maybe<kj::Promise<void>> stopSignal;
+
+  Supervisor supervisor;
+  TaskErrors taskErrors;
+  kj::TaskSet tasks;                            // runtime-scope work: scans
+  kj::Maybe<kj::Own<kj::TaskSet>> connections;  // every connection, until it has ended
+
+  // Lifecycle (runtime.c++).
+  kj::Promise<void> start();
+  kj::Promise<void> stop();
+  void startScan();
+  bool applyScan(library::ScanResult result);
+  LocalPeer localPeer() const;
+  void emit(kj::FunctionParam<void(control::Event::Builder)> fill);
+  void fillPeerInfo(control::PeerInfo::Builder info, const Connection& connection);
+
+  // Services (services.c++).
+  kj::Promise<void> listen();
+  kj::Promise<void> acceptLoop(kj::ConnectionReceiver& receiver);
+  kj::Promise<void> dialAll();
+  kj::Promise<void> dialLoop(kj::StringPtr address, kj::Maybe<PeerId> knownId,
+                             kj::Duration backoff);
+  kj::Promise<void> liveness();
+  kj::Promise<void> watchLibrary();
+
+  // Connections (connections.c++).
+  Connection& startConnection(Role role, kj::Own<kj::AsyncIoStream> stream, kj::String address);
+  kj::Promise<void> runConnection(Connection& connection, kj::Own<kj::AsyncIoStream> stream);
+  kj::Maybe<Connection&> connectionOf(Session& session);
+  void syncLibrary(Connection& connection);
+  void applyLibraryPage(Connection& connection, const codec::InboundFrame& frame);
+  bool isAllowed(const PeerId& peer) const;
+
+  // SessionHandler.
+  kj::Maybe<Rejection> onHello(Session& session, const RemotePeer& peer) override;
+  void onEstablished(Session& session) override;
+  kj::Promise<kj::Array<codec::FrameBuilder>> serve(Session& session, uint64_t id,
+                                                    codec::InboundFrame request) override;
+  void onLibraryChanged(Session& session, const codec::Summary& summary) override;
+  void onGoodbye(Session& session, const event::GoodbyeReceived& goodbye) override;
+  void onWriterDone(Session& session) override;
+  void onClosed(Session& session, const event::Closed& closed) override;
+
+  // Supervisor::Observer.
+  void onRequiredFailed(kj::StringPtr service, kj::StringPtr error) override;
+  void onRestarting(kj::StringPtr service, kj::StringPtr error, kj::Duration backoff) override;
+  void onGaveUp(kj::StringPtr service, kj::StringPtr error) override;
+};
+
+}  // namespace shoal::peer

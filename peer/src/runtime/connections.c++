@@ -1,0 +1,364 @@
+// Runtime connections: the TLS phase, the SessionHandler (trust, duplicates, serving, peer
+// table), and the library sync of each peer.
+#include <kj/debug.h>
+#include <shoal/codec/frames.h>
+
+#include "runtime-internal.h"
+
+namespace shoal::peer {
+
+void fillSummary(control::Summary::Builder out, const codec::Summary& summary) {
+  out.setEpoch(summary.epoch);
+  out.setRev(summary.rev);
+  out.setDigest(codec::toHex(summary.digest));
+}
+
+Runtime::Connection::Connection(Runtime& runtime, uint64_t generation, Role role,
+                                kj::String address, kj::TimePoint startedAt)
+    : runtime(runtime),
+      generation(generation),
+      role(role),
+      address(kj::mv(address)),
+      startedAt(startedAt),
+      tasks(kj::heap<kj::TaskSet>(runtime.taskErrors)) {
+  ++runtime.handshaking;
+}
+
+Runtime::Connection::~Connection() noexcept(false) {
+  leaveHandshake();
+  runtime.live.erase(generation);
+  KJ_IF_MAYBE (f, ended) {
+    (*f)->fulfill(kj::cp(peerId));
+  }
+}
+
+void Runtime::Connection::leaveHandshake() {
+  if (inHandshake) {
+    inHandshake = false;
+    --runtime.handshaking;
+  }
+}
+
+Runtime::Connection& Runtime::startConnection(Role role, kj::Own<kj::AsyncIoStream> stream,
+                                              kj::String address) {
+  auto connection =
+      kj::heap<Connection>(*this, nextGeneration++, role, kj::mv(address), timer.now());
+  auto& ref = *connection;
+  live.insert(ref.generation, &ref);
+  KJ_ASSERT_NONNULL(connections)
+      ->add(runConnection(ref, kj::mv(stream)).attach(kj::mv(connection)));
+  return ref;
+}
+
+kj::Promise<void> Runtime::runConnection(Connection& c, kj::Own<kj::AsyncIoStream> stream) {
+  kj::Promise<kj::Own<Transport>> secured = nullptr;
+  KJ_IF_MAYBE (context, tls) {
+    secured = c.role == Role::initiator ? (*context)->connect(kj::mv(stream))
+                                        : (*context)->accept(kj::mv(stream));
+  } else {
+    secured = plaintextTransport(kj::mv(stream));
+  }
+  // One deadline for TLS and Hello together ([HS-6]): the session counts from c.startedAt too.
+  auto deadline = c.startedAt + config.session.handshakeTimeout;
+  return c.handshake.wrap(timer.timeoutAt(deadline, kj::mv(secured)))
+      .then(
+          [this, &c](kj::Own<Transport> transport) -> kj::Promise<void> {
+            c.leaveHandshake();
+            KJ_IF_MAYBE (id, transport->peerId()) {
+              c.peerId = *id;
+              // [TR-9]: an initiator in pinned mode says nothing to a stranger.
+              if (c.role == Role::initiator && !isAllowed(*id)) {
+                KJ_LOG(WARNING, "refusing an unlisted peer", c.address, formatPeerId(*id));
+                return transport->end();
+              }
+            }
+            SessionHandler& handler = *this;
+            auto session = kj::heap<Session>(kj::mv(transport), c.role, config.session, localPeer(),
+                                             timer, handler, c.startedAt, c.generation);
+            auto& ref = *session;
+            c.session = kj::mv(session);
+            return ref.run();
+          },
+          [&c](kj::Exception&& exception) {
+            // TLS refused, handshake deadline, or cut by shutdown: the connection just ends.
+            KJ_LOG(INFO, "connection ended before its session", c.address, exception);
+          });
+}
+
+kj::Maybe<Runtime::Connection&> Runtime::connectionOf(Session& session) {
+  KJ_IF_MAYBE (c, live.find(session.generation())) {
+    return **c;
+  }
+  return nullptr;
+}
+
+bool Runtime::isAllowed(const PeerId& peer) const {
+  if (config.trust == TrustMode::open) return true;
+  for (auto& allowed : config.allow) {
+    if (allowed == peer) return true;
+  }
+  return false;
+}
+
+// --- SessionHandler ------------------------------------------------------------------------
+
+kj::Maybe<Rejection> Runtime::onHello(Session& session, const RemotePeer& peer) {
+  (void)session;
+  if (stopping) return Rejection{wire::ErrorCode::SHUTTING_DOWN, kj::str("shutting down")};
+  if (!isAllowed(peer.id)) {
+    return Rejection{wire::ErrorCode::UNTRUSTED, kj::str("this peer is not on the allow list")};
+  }
+  if (peers.size() >= config.maxConnections && peers.find(peer.id) == nullptr) {
+    return Rejection{wire::ErrorCode::BUSY, kj::str(peers.size(), " peers connected, the limit is ",
+                                                    config.maxConnections)};
+  }
+  return nullptr;
+}
+
+void Runtime::onEstablished(Session& session) {
+  auto& c = KJ_ASSERT_NONNULL(connectionOf(session));
+  auto& remote = KJ_ASSERT_NONNULL(session.remote());
+  c.peerId = remote.id;
+  auto admission = peers.admit(remote.id, c.generation, SessionFacts{c.role, remote.instanceId});
+  switch (admission.admitted) {
+    case PeerTable::Admitted::refused:
+      session.goodbye(wire::GoodbyeReason::DUPLICATE, "a connection to this peer exists");
+      return;
+    case PeerTable::Admitted::replaced:
+      KJ_IF_MAYBE (old, live.find(admission.loser)) {
+        KJ_IF_MAYBE (oldSession, (*old)->session) {
+          (*oldSession)->goodbye(wire::GoodbyeReason::DUPLICATE, "replaced by a newer connection");
+        }
+      }
+      break;
+    case PeerTable::Admitted::added:
+      emit([&](control::Event::Builder e) { fillPeerInfo(e.initPeerFound(), c); });
+      break;
+  }
+  syncLibrary(c);
+}
+
+kj::Promise<kj::Array<codec::FrameBuilder>> Runtime::serve(Session& session, uint64_t id,
+                                                           codec::InboundFrame request) {
+  auto& remote = KJ_ASSERT_NONNULL(session.remote());
+  auto& requestServer = KJ_ASSERT_NONNULL(server);
+  auto answer = requestServer.serve(id, request.root(), remote);
+  if (requestServer.staleFiles() != staleSeen) {
+    // A file changed under us: refresh the index so the next manifest is right.
+    staleSeen = requestServer.staleFiles();
+    tasks.add(rescan().ignoreResult());
+  }
+  return kj::mv(answer);
+}
+
+void Runtime::onLibraryChanged(Session& session, const codec::Summary& summary) {
+  KJ_IF_MAYBE (c, connectionOf(session)) {
+    KJ_IF_MAYBE (held, c->view.summary()) {
+      if (*held == summary) return;
+    }
+    syncLibrary(*c);
+  }
+}
+
+void Runtime::onGoodbye(Session& session, const event::GoodbyeReceived& goodbye) {
+  KJ_IF_MAYBE (c, connectionOf(session)) {
+    KJ_IF_MAYBE (id, c->peerId) {
+      if (!peers.markLeaving(*id, c->generation)) return;  // a connection not in the table
+      auto& slot = KJ_ASSERT_NONNULL(peers.find(*id));
+      slot.lostReported = true;
+      auto text = formatPeerId(*id);
+      emit([&](control::Event::Builder e) {
+        auto g = e.initGoodbyeReceived();
+        g.setPeerId(text);
+        g.setReason(kj::str(goodbye.reason));
+        g.setMessage(goodbye.message);
+      });
+      emit([&](control::Event::Builder e) {
+        auto lost = e.initPeerLost();
+        lost.setPeerId(text);
+        lost.setReason("goodbye");
+      });
+    }
+  }
+}
+
+void Runtime::onWriterDone(Session& session) {
+  KJ_IF_MAYBE (c, connectionOf(session)) {
+    KJ_IF_MAYBE (id, c->peerId) {
+      bool reported = false;
+      KJ_IF_MAYBE (slot, peers.find(*id)) {
+        reported = slot->lostReported;
+      }
+      if (!peers.writerEnded(*id, c->generation) || reported) return;
+      kj::String reason;
+      KJ_IF_MAYBE (closed, session.closedEvent()) {
+        reason = kj::str(name(closed->reason), ": ", closed->detail);
+      } else {
+        reason = kj::str("connection closed");
+      }
+      emit([&](control::Event::Builder e) {
+        auto lost = e.initPeerLost();
+        lost.setPeerId(formatPeerId(*id));
+        lost.setReason(reason);
+      });
+    }
+  }
+}
+
+void Runtime::onClosed(Session& session, const event::Closed& closed) {
+  KJ_IF_MAYBE (c, connectionOf(session)) {
+    KJ_LOG(INFO, "session closed", c->address, name(closed.reason), closed.detail);
+  }
+}
+
+// --- library sync --------------------------------------------------------------------------
+
+void Runtime::syncLibrary(Connection& c) {
+  if (c.syncing) {
+    c.syncAgain = true;  // one more round once the answer in flight is in
+    return;
+  }
+  auto& session = *KJ_ASSERT_NONNULL(c.session);
+  c.syncing = true;
+  auto since = c.view.request();
+  auto frame = codec::newFrame(32);
+  auto get = codec::rootOf(*frame).initGetLibrary();
+  get.setSinceEpoch(since.epoch);
+  get.setSinceRev(since.rev);
+  kj::Function<void(const codec::InboundFrame&)> onPage = [this,
+                                                           &c](const codec::InboundFrame& page) {
+    applyLibraryPage(c, page);
+  };
+  c.tasks->add(session.request(kj::mv(frame), kj::mv(onPage)).then([this, &c](Reply reply) {
+    c.syncing = false;
+    KJ_SWITCH_ONEOF(reply) {
+      KJ_CASE_ONEOF(frame, codec::InboundFrame) {
+        applyLibraryPage(c, frame);
+      }
+      KJ_CASE_ONEOF(error, RequestError) {
+        if (error.local) return;  // the connection is ending
+        KJ_LOG(WARNING, "GetLibrary failed", c.address, codec::name(error.code), error.message);
+        if (error.code == wire::ErrorCode::BUSY || error.code == wire::ErrorCode::UNAVAILABLE) {
+          auto delay = kj::max(error.retryAfterMs, 100u) * kj::MILLISECONDS;
+          c.tasks->add(timer.afterDelay(delay).then([this, &c]() { syncLibrary(c); }));
+        }
+        return;
+      }
+    }
+    if (c.syncAgain && !KJ_ASSERT_NONNULL(c.session)->isClosed()) {
+      c.syncAgain = false;
+      syncLibrary(c);
+    }
+  }));
+}
+
+void Runtime::applyLibraryPage(Connection& c, const codec::InboundFrame& frame) {
+  auto root = frame.root();
+  auto result = root.which() == wire::Frame::LIBRARY_SNAPSHOT
+                    ? c.view.onSnapshotPage(root.getLibrarySnapshot())
+                    : c.view.onDeltaPage(root.getLibraryDelta());
+  switch (result.outcome) {
+    case library::ViewOutcome::morePages: return;
+    case library::ViewOutcome::applied: {
+      c.resyncs = 0;
+      auto& summary = KJ_ASSERT_NONNULL(c.view.summary());
+      emit([&](control::Event::Builder e) {
+        auto changed = e.initLibraryChanged();
+        KJ_IF_MAYBE (id, c.peerId) {
+          changed.setPeerId(formatPeerId(*id));
+        }
+        fillSummary(changed.initSummary(), summary);
+        changed.setItems(c.view.items().size());
+      });
+      return;
+    }
+    case library::ViewOutcome::resync:
+      // [LIB-13]/[LIB-14]: the view is gone; ask for a snapshot, but not forever.
+      KJ_LOG(WARNING, "library view resync", c.address, result.message);
+      if (++c.resyncs <= 3) {
+        c.syncAgain = true;
+      } else {
+        KJ_ASSERT_NONNULL(c.session)->abort(wire::ErrorCode::PROTOCOL,
+                                            "library digest keeps failing");
+      }
+      return;
+    case library::ViewOutcome::protocolError:
+      KJ_ASSERT_NONNULL(c.session)->abort(wire::ErrorCode::PROTOCOL, result.message);
+      return;
+  }
+}
+
+// --- queries -------------------------------------------------------------------------------
+
+void Runtime::fillPeerInfo(control::PeerInfo::Builder info, const Connection& c) {
+  auto& session = *KJ_ASSERT_NONNULL(c.session);
+  auto& remote = KJ_ASSERT_NONNULL(session.remote());
+  info.setPeerId(formatPeerId(remote.id));
+  info.setName(remote.name);
+  info.setAddress(c.address);
+  info.setDirection(c.role == Role::initiator ? control::Direction::OUTBOUND
+                                              : control::Direction::INBOUND);
+  bool leaving = false;
+  KJ_IF_MAYBE (slot, peers.find(remote.id)) {
+    leaving = slot->leaving;
+  }
+  info.setState(leaving ? control::PeerState::LEAVING : control::PeerState::ESTABLISHED);
+  info.setInstanceId(remote.instanceId);
+  KJ_IF_MAYBE (held, c.view.summary()) {
+    fillSummary(info.initLibrary(), *held);
+  } else {
+    fillSummary(info.initLibrary(), remote.library);
+  }
+  info.setItems(c.view.items().size());
+  info.setAuthenticated(session.authenticatedPeer() != nullptr);
+  info.setBytesIn(session.bytesRead());
+  info.setBytesOut(session.bytesWritten());
+}
+
+void Runtime::fillPeers(kj::Function<capnp::List<control::PeerInfo>::Builder(kj::uint)> init) {
+  kj::Vector<Connection*> held;
+  peers.forEach([&](const PeerId&, const PeerTable::Slot& slot) {
+    KJ_IF_MAYBE (c, live.find(slot.generation)) {
+      held.add(*c);
+    }
+  });
+  auto list = init(held.size());
+  for (auto i : kj::indices(held))
+    fillPeerInfo(list[i], *held[i]);
+}
+
+void Runtime::fillItems(kj::Function<capnp::List<control::RemoteItem>::Builder(kj::uint)> init) {
+  // Items of every listed peer, merged by (itemId, manifest digest).
+  struct Row {
+    const codec::ItemInfo* info;
+    kj::Vector<kj::String> peers;
+  };
+  kj::TreeMap<kj::String, Row> rows;
+  peers.forEach([&](const PeerId& id, const PeerTable::Slot& slot) {
+    KJ_IF_MAYBE (c, live.find(slot.generation)) {
+      for (auto& item : (*c)->view.items()) {
+        auto key = kj::str(item.itemId, "/", codec::toHex(item.manifestDigest));
+        auto& row = rows.findOrCreate(key, [&]() {
+          return decltype(rows)::Entry{kj::mv(key), Row{&item, {}}};
+        });
+        row.peers.add(formatPeerId(id));
+      }
+    }
+  });
+  auto list = init(rows.size());
+  kj::uint i = 0;
+  for (auto& entry : rows) {
+    auto out = list[i++];
+    auto& info = *entry.value.info;
+    out.setItemId(info.itemId);
+    out.setName(info.name);
+    out.setSize(info.size);
+    out.setFileCount(info.fileCount);
+    out.setManifestDigest(codec::toHex(info.manifestDigest));
+    auto ids = out.initPeers(entry.value.peers.size());
+    for (auto j : kj::indices(entry.value.peers))
+      ids.set(j, entry.value.peers[j]);
+  }
+}
+
+}  // namespace shoal::peer

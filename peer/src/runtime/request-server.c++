@@ -1,0 +1,138 @@
+#include <shoal/peer/runtime/request-server.h>
+
+#include <errno.h>
+#include <kj/debug.h>
+#include <string.h>
+#include <unistd.h>
+
+namespace shoal::peer {
+
+namespace {
+
+using codec::FrameBuilder;
+
+kj::Array<FrameBuilder> single(FrameBuilder frame) {
+  auto out = kj::heapArrayBuilder<FrameBuilder>(1);
+  out.add(kj::mv(frame));
+  return out.finish();
+}
+
+kj::Array<FrameBuilder> error(uint64_t id, wire::ErrorCode code, kj::StringPtr message) {
+  return single(codec::errorFrame(id, code, message));
+}
+
+kj::Array<FrameBuilder> asFrames(kj::Array<kj::Own<capnp::MallocMessageBuilder>> pages) {
+  return KJ_MAP(p, pages)->FrameBuilder {
+    return kj::mv(p);
+  };
+}
+
+}  // namespace
+
+RequestServer::RequestServer(const library::Library& library, int rootFd)
+    : library(library), rootFd(rootFd) {}
+
+kj::Array<FrameBuilder> RequestServer::serve(uint64_t id, wire::Frame::Reader request,
+                                             const RemotePeer& peer) {
+  using Which = wire::Frame::Which;
+  switch (request.which()) {
+    case Which::GET_LIBRARY: return getLibrary(id, request.getGetLibrary(), peer);
+    case Which::GET_MANIFEST: return getManifest(id, request.getGetManifest(), peer);
+    case Which::GET_CHUNK: return getChunk(id, request.getGetChunk());
+    default: KJ_FAIL_ASSERT("not a request", kj::uint(request.which()));
+  }
+}
+
+kj::Array<FrameBuilder> RequestServer::getLibrary(uint64_t id, wire::GetLibrary::Reader request,
+                                                  const RemotePeer& peer) {
+  if (!library.isPublished()) {
+    return error(id, wire::ErrorCode::UNAVAILABLE, "the library is still being indexed");
+  }
+  auto answer = library.answer(request.getSinceEpoch(), request.getSinceRev());
+  return asFrames(library::libraryPages(id, answer, peer.maxFrameBytes));
+}
+
+kj::Maybe<kj::Own<const library::Item>> RequestServer::findItem(
+    uint64_t id, kj::StringPtr itemId, kj::Array<FrameBuilder>& answer) const {
+  KJ_IF_MAYBE (item, library.find(itemId)) {
+    return kj::mv(*item);
+  }
+  if (library.isDownloading(itemId)) {
+    answer = error(id, wire::ErrorCode::UNAVAILABLE, "the item is being downloaded here");
+  } else {
+    answer = error(id, wire::ErrorCode::NOT_FOUND, "no such item");
+  }
+  return nullptr;
+}
+
+kj::Array<FrameBuilder> RequestServer::getManifest(uint64_t id, wire::GetManifest::Reader request,
+                                                   const RemotePeer& peer) {
+  kj::Array<FrameBuilder> refusal;
+  KJ_IF_MAYBE (item, findItem(id, request.getItemId(), refusal)) {
+    return asFrames(codec::manifestPages(id, (*item)->manifest, peer.maxFrameBytes));
+  }
+  return refusal;
+}
+
+kj::Array<FrameBuilder> RequestServer::getChunk(uint64_t id, wire::GetChunk::Reader request) {
+  kj::Array<FrameBuilder> refusal;
+  auto found = findItem(id, request.getItemId(), refusal);
+  if (found == nullptr) return refusal;
+  auto& item = *KJ_ASSERT_NONNULL(found);
+  auto& manifest = item.manifest;
+  if (KJ_ASSERT_NONNULL(codec::Digest::from(request.getManifestDigest())) != manifest.digest) {
+    return error(id, wire::ErrorCode::STALE, "the item's manifest has changed");
+  }
+  uint32_t index = request.getFileIndex();
+  if (index >= manifest.files.size()) return error(id, wire::ErrorCode::NOT_FOUND, "no such file");
+  uint64_t size = manifest.files[index].size;
+  uint64_t offset = request.getOffset();
+  uint32_t length = request.getLength();
+  // The codec already bounded length by maxChunkBytes and offset + length by 2^50.
+  if (offset > size || length > size - offset) {
+    return error(id, wire::ErrorCode::RANGE,
+                 kj::str("range ", offset, "+", length, " beyond the file's ", size, " bytes"));
+  }
+
+  int fd;
+  kj::AutoCloseFd owned;
+  KJ_SWITCH_ONEOF(item.openFile(rootFd, index)) {
+    KJ_CASE_ONEOF(refused, library::FileRefusal) {
+      if (refused.code == wire::ErrorCode::STALE) ++staleCount;
+      return error(id, refused.code, refused.message);
+    }
+    KJ_CASE_ONEOF(opened, kj::AutoCloseFd) {
+      owned = kj::mv(opened);
+      fd = owned.get();
+    }
+  }
+
+  // The Chunk frame's data is read straight from the file: one copy, from the page cache.
+  auto frame = codec::newFrame(length / sizeof(capnp::word) + 16);
+  auto chunk = codec::rootOf(*frame).initChunk();
+  chunk.setId(id);
+  auto data = chunk.initData(length);
+  size_t done = 0;
+  while (done < length) {
+    ssize_t n = pread(fd, data.begin() + done, length - done, offset + done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      return error(id, wire::ErrorCode::INTERNAL, kj::str("read failed: ", strerror(errno)));
+    }
+    if (n == 0) break;
+    done += n;
+  }
+  // Short, or changed while we read: the bytes may not be what the manifest hashed.
+  if (done < length) {
+    ++staleCount;
+    return error(id, wire::ErrorCode::STALE, "the file is shorter than when it was hashed");
+  }
+  KJ_IF_MAYBE (why, item.checkUnchanged(index, fd)) {
+    ++staleCount;
+    return error(id, wire::ErrorCode::STALE, *why);
+  }
+  servedBytes += length;
+  return single(kj::mv(frame));
+}
+
+}  // namespace shoal::peer
