@@ -49,6 +49,12 @@ void RuntimeHandle::runThread(RuntimeConfig config, kj::Maybe<Setup> setup) {
                      request.promise.then([&runtime]() { runtime.shutdown("shutdown requested"); })
                          .eagerlyEvaluate(nullptr);
                  runtime.run().wait(io.waitScope);
+                 // The embedder's work (e.g. telling control subscribers we stopped) gets a
+                 // short, bounded moment to finish.
+                 io.provider->getTimer()
+                     .timeoutAfter(300 * kj::MILLISECONDS, kj::mv(extra))
+                     .then([]() {}, [](kj::Exception&&) {})
+                     .wait(io.waitScope);
                  {
                    auto s = state.lockExclusive();
                    s->runtime = nullptr;

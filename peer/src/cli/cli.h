@@ -1,0 +1,35 @@
+// The `shoal` command line: `serve` runs a peer; `id`, `peers`, `ls`, `status` and `stop` talk to
+// a running one over its control socket. Each command is a kj::MainBuilder of its own.
+#pragma once
+
+#include <kj/main.h>
+#include <shoal/peer/runtime/config.h>
+
+namespace shoal::peer::cli {
+
+// Where a client command finds the daemon: --control PATH, else --state DIR, else --library DIR.
+struct Target {
+  kj::Maybe<kj::String> library;
+  kj::Maybe<kj::String> state;
+  kj::Maybe<kj::String> control;
+  bool json = false;
+
+  kj::Maybe<kj::String> stateDir() const;
+  kj::Maybe<kj::String> socketPath() const;
+  // Adds --library, --state, --control and --json to `builder`.
+  kj::MainBuilder& addOptions(kj::MainBuilder& builder);
+};
+
+kj::MainFunc serveMain(kj::ProcessContext& context);
+kj::MainFunc idMain(kj::ProcessContext& context);
+kj::MainFunc peersMain(kj::ProcessContext& context);
+kj::MainFunc lsMain(kj::ProcessContext& context);
+kj::MainFunc statusMain(kj::ProcessContext& context);
+kj::MainFunc stopMain(kj::ProcessContext& context);
+
+// "1.5 GiB", "300 KiB", "17 B".
+kj::String formatBytes(uint64_t bytes);
+// Whole numbers only; null on anything else (sign, junk, overflow, above `max`).
+kj::Maybe<uint64_t> parseCount(kj::StringPtr text, uint64_t max);
+
+}  // namespace shoal::peer::cli

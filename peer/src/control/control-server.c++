@@ -1,0 +1,158 @@
+#include <shoal/peer/control/control-server.h>
+
+#include <capnp/rpc-twoparty.h>
+#include <kj/debug.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace shoal::peer {
+
+namespace {
+
+// Fans the runtime's events out to RPC subscribers, one ordered stream per subscriber, and
+// tells them `done` after Stopped. Refcounted: the runtime's listener and the server share it.
+class ControlHub final : public kj::Refcounted {
+ public:
+  void add(control::EventSink::Client sink) {
+    sinks.add(kj::heap<Sink>(Sink{kj::mv(sink), kj::READY_NOW}));
+  }
+
+  void deliver(const EventRecord& record) {
+    bool last = record.view()->get().isStopped();
+    for (auto& sink : sinks) {
+      if (sink->dead) continue;
+      auto words = kj::atomicAddRef(record);
+      auto& s = *sink;
+      s.chain = s.chain
+                    .then([&s, words = kj::mv(words)]() {
+                      auto request = s.client.pushRequest();
+                      request.setEvent(words->view()->get());
+                      return request.send();
+                    })
+                    .then([&s, last]() -> kj::Promise<void> {
+                      if (!last) return kj::READY_NOW;
+                      return s.client.doneRequest().send().ignoreResult();
+                    })
+                    .catch_([&s](kj::Exception&&) { s.dead = true; })  // subscriber went away
+                    .eagerlyEvaluate(nullptr);
+    }
+    if (last) stopped = true;
+  }
+
+  // After Stopped: resolves once every subscriber has its last event (or is gone).
+  kj::Promise<void> drained() {
+    auto all = KJ_MAP(sink, sinks) {
+      return sink->chain.then([]() {});
+    };
+    // Chains are single-use promises; keep fresh ones for anyone still adding.
+    for (auto& sink : sinks)
+      sink->chain = kj::READY_NOW;
+    return kj::joinPromises(kj::mv(all));
+  }
+
+  bool isStopped() const { return stopped; }
+
+ private:
+  struct Sink {
+    control::EventSink::Client client;
+    kj::Promise<void> chain;
+    bool dead = false;
+  };
+  kj::Vector<kj::Own<Sink>> sinks;
+  bool stopped = false;
+};
+
+class ControlServer final : public control::Control::Server {
+ public:
+  ControlServer(Runtime& runtime, kj::Own<ControlHub> hub) : runtime(runtime), hub(kj::mv(hub)) {}
+
+  kj::Promise<void> status(StatusContext context) override {
+    runtime.fillStatus(context.getResults().initStatus());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> peers(PeersContext context) override {
+    auto results = context.getResults();
+    runtime.fillPeers([&](kj::uint n) { return results.initPeers(n); });
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> items(ItemsContext context) override {
+    auto results = context.getResults();
+    runtime.fillItems([&](kj::uint n) { return results.initItems(n); });
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> stop(StopContext context) override {
+    (void)context;
+    runtime.shutdown("stop requested over the control socket");
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> subscribe(SubscribeContext context) override {
+    hub->add(context.getParams().getSink());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> rescan(RescanContext context) override {
+    return runtime.rescan().then(
+        [context](bool changed) mutable { context.getResults().setChanged(changed); });
+  }
+
+ private:
+  Runtime& runtime;
+  kj::Own<ControlHub> hub;
+};
+
+}  // namespace
+
+kj::String controlSocketPath(kj::StringPtr stateDir) {
+  return kj::str(stateDir, "/control.sock");
+}
+
+namespace {
+
+// Binds and listens on a Unix socket at `path`, mode 0600, synchronously: a failure is a start-up
+// error of the daemon, reported before anything runs.
+kj::Own<kj::ConnectionReceiver> bindControlSocket(kj::AsyncIoContext& io, kj::StringPtr path) {
+  struct sockaddr_un addr = {};
+  KJ_REQUIRE(path.size() < sizeof(addr.sun_path), "control socket path too long", path);
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path, path.begin(), path.size());
+  int fd;
+  KJ_SYSCALL(fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  kj::AutoCloseFd owned(fd);
+  unlink(path.cStr());  // stale from a crashed daemon; the state lock says no one else uses it
+  // umask-independent: nobody but the owner may ever connect, even for an instant.
+  KJ_SYSCALL(fchmod(fd, 0600));
+  KJ_SYSCALL(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), path);
+  KJ_SYSCALL(chmod(path.cStr(), 0600), path);
+  KJ_SYSCALL(::listen(fd, 16), path);
+  return io.lowLevelProvider->wrapListenSocketFd(kj::mv(owned));
+}
+
+}  // namespace
+
+kj::Promise<void> serveControl(Runtime& runtime, kj::AsyncIoContext& io) {
+  auto path = controlSocketPath(runtime.configuration().stateDir);
+  auto receiver = bindControlSocket(io, path);
+  auto hub = kj::refcounted<ControlHub>();
+  runtime.onEvent(
+      [hub = kj::addRef(*hub)](const EventRecord& record) mutable { hub->deliver(record); });
+  auto server = kj::heap<capnp::TwoPartyServer>(kj::heap<ControlServer>(runtime, kj::addRef(*hub)));
+  auto stopped = kj::newPromiseAndFulfiller<void>();
+  runtime.onEvent([fulfiller = kj::mv(stopped.fulfiller)](const EventRecord& record) mutable {
+    if (record.view()->get().isStopped()) fulfiller->fulfill();
+  });
+  auto serving = server->listen(*receiver);
+  auto afterStop = stopped.promise.then(
+      [hub = kj::addRef(*hub)]() mutable { return hub->drained().attach(kj::mv(hub)); });
+  return serving.exclusiveJoin(kj::mv(afterStop))
+      .attach(kj::mv(server), kj::mv(receiver), kj::mv(hub),
+              kj::defer([path = kj::mv(path)]() { unlink(path.cStr()); }));
+}
+
+}  // namespace shoal::peer
