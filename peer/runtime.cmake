@@ -23,5 +23,7 @@ shoal_test(runtime-test unit
   LIBS shoal-runtime)
 
 shoal_test(runtime-integration-test unit
-  SOURCES test/runtime/runtime-test.c++
+  SOURCES
+    test/runtime/runtime-test.c++
+    test/runtime/wire-test.c++
   LIBS shoal-runtime)

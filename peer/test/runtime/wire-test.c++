@@ -1,0 +1,342 @@
+// A real runtime on loopback, driven over real TLS by a scripted peer: every handshake rule,
+// request rule and file-access rule of issue 3, observed on the wire.
+#include <fcntl.h>
+
+#include <unistd.h>
+#include <algorithm>
+
+#include "runtime-fixture.h"
+#include "scripted-peer.h"
+
+namespace shoal::peer {
+namespace {
+
+using test::Peer;
+using test::ScriptedPeer;
+using Which = wire::Frame::Which;
+
+struct Wire {
+  kj::AsyncIoContext io = kj::setupAsyncIo();
+  kj::Own<Identity> me = Identity::generate();
+
+  kj::Own<ScriptedPeer> connect(Peer& peer, kj::Maybe<const Identity&> identity) {
+    return ScriptedPeer::connect(io, peer.address, identity);
+  }
+  kj::Own<ScriptedPeer> connect(Peer& peer) { return connect(peer, *me); }
+
+  // Connects and completes the handshake; returns the peer and the HelloAck's library summary.
+  kj::Own<ScriptedPeer> established(Peer& peer, uint64_t instanceId = 4242) {
+    auto s = connect(peer);
+    s->send(test::helloFrame(me->id(), instanceId));
+    auto ack = s->frame();
+    KJ_ASSERT(ack.kind() == Which::HELLO_ACK, codec::name(ack.kind()));
+    return s;
+  }
+};
+
+wire::ErrorCode errorCode(const codec::InboundFrame& frame) {
+  KJ_ASSERT(frame.kind() == Which::ERROR, codec::name(frame.kind()));
+  return frame.root().getError().getCode();
+}
+
+// Frames of `s` that answer our request ids, skipping the runtime's own requests to us.
+codec::InboundFrame answer(ScriptedPeer& s) {
+  for (;;) {
+    auto f = s.frame();
+    // Skip the runtime's own traffic: its library sync request and notifications.
+    if (f.kind() != Which::GET_LIBRARY && f.kind() != Which::LIBRARY_CHANGED &&
+        f.kind() != Which::PING) {
+      return f;
+    }
+  }
+}
+
+TEST(Wire, HandshakeSucceedsAndHelloAckCarriesTheRuntimesIdentity) {
+  Peer a("alpha", 1);
+  Wire w;
+  auto s = w.connect(a);
+  s->send(test::helloFrame(w.me->id()));
+  auto ack = s->frame();
+  ASSERT_EQ(ack.kind(), Which::HELLO_ACK);
+  EXPECT_EQ(KJ_ASSERT_NONNULL(codec::Digest::from(ack.root().getHelloAck().getPeerId())),
+            a.handle.id());
+  EXPECT_EQ(ack.root().getHelloAck().getVersion(), 1);
+}
+
+TEST(Wire, VersionMismatchIsRejected) {
+  Peer a("alpha", 1);
+  Wire w;
+  auto s = w.connect(a);
+  s->send(test::helloFrame(w.me->id(), 1, 2, 3));
+  auto reject = s->frame();
+  ASSERT_EQ(reject.kind(), Which::REJECT);
+  EXPECT_EQ(reject.root().getReject().getCode(), wire::ErrorCode::UNSUPPORTED_VERSION);
+  EXPECT_TRUE(s->closes());
+}
+
+TEST(Wire, WrongFirstMessageIsAProtocolError) {
+  Peer a("alpha", 1);
+  Wire w;
+  auto s = w.connect(a);
+  s->send(test::getLibraryFrame(1));
+  auto error = s->frame();
+  EXPECT_EQ(errorCode(error), wire::ErrorCode::PROTOCOL);
+  EXPECT_EQ(error.root().getError().getId(), 0u);
+  EXPECT_TRUE(s->closes());
+}
+
+TEST(Wire, SecondHelloIsAProtocolError) {
+  Peer a("alpha", 1);
+  Wire w;
+  auto s = w.established(a);
+  s->send(test::helloFrame(w.me->id()));
+  EXPECT_EQ(errorCode(answer(*s)), wire::ErrorCode::PROTOCOL);
+  EXPECT_TRUE(s->closes());
+}
+
+TEST(Wire, HandshakeDeadlineClosesSlowConnections) {
+  Peer a("alpha", 1, [](RuntimeConfig& c) { c.session.handshakeTimeout = 300 * kj::MILLISECONDS; });
+  Wire w;
+  // After TLS, one byte of a Hello and then nothing.
+  auto slow = w.connect(a);
+  kj::byte oneByte = 0;
+  slow->sendRaw(kj::arrayPtr(&oneByte, 1));
+  EXPECT_TRUE(slow->closes(10 * kj::SECONDS));
+  // A raw TCP connection that never even starts TLS.
+  auto raw = w.io.provider->getNetwork()
+                 .parseAddress(a.address)
+                 .wait(w.io.waitScope)
+                 ->connect()
+                 .wait(w.io.waitScope);
+  kj::byte buffer[16];
+  auto n =
+      w.io.provider->getTimer()
+          .timeoutAfter(10 * kj::SECONDS, raw->tryRead(buffer, 1, sizeof(buffer)))
+          .then([](size_t n) { return n; },
+                [](kj::Exception&& e) {
+                  return e.getType() == kj::Exception::Type::OVERLOADED ? size_t(999) : size_t(0);
+                })
+          .wait(w.io.waitScope);
+  EXPECT_EQ(n, 0u);  // closed by the runtime, not our timeout (999)
+}
+
+TEST(Wire, HelloClaimingAnotherIdIsRejected) {
+  Peer a("alpha", 1);
+  Wire w;
+  auto other = Identity::generate();
+  auto s = w.connect(a);
+  s->send(test::helloFrame(other->id()));  // our TLS key is w.me
+  auto reject = s->frame();
+  ASSERT_EQ(reject.kind(), Which::REJECT);
+  EXPECT_EQ(reject.root().getReject().getCode(), wire::ErrorCode::UNTRUSTED);
+  EXPECT_TRUE(s->closes());
+}
+
+TEST(Wire, PinnedModeRejectsStrangersAndAdmitsTheListed) {
+  auto friendly = Identity::generate();
+  PeerId friendId = friendly->id();
+  Peer a("alpha", 1, [&](RuntimeConfig& c) {
+    c.trust = TrustMode::pinned;
+    c.allow.add(friendId);
+  });
+  Wire w;
+  auto stranger = w.connect(a);
+  stranger->send(test::helloFrame(w.me->id()));
+  auto reject = stranger->frame();
+  ASSERT_EQ(reject.kind(), Which::REJECT);
+  EXPECT_EQ(reject.root().getReject().getCode(), wire::ErrorCode::UNTRUSTED);
+
+  auto listed = w.connect(a, *friendly);
+  listed->send(test::helloFrame(friendId));
+  EXPECT_EQ(listed->frame().kind(), Which::HELLO_ACK);
+}
+
+TEST(Wire, DuplicateConnectionsCollapseToTheNewer) {
+  Peer a("alpha", 1);
+  Wire w;
+  auto first = w.established(a, 777);
+  auto second = w.established(a, 777);  // same key, same instance, same initiator
+  // The older one is told it lost, and drains.
+  for (;;) {
+    auto f = first->frame();
+    if (f.kind() == Which::GET_LIBRARY) continue;  // the runtime's own sync request
+    ASSERT_EQ(f.kind(), Which::GOODBYE);
+    EXPECT_EQ(f.root().getGoodbye().getReason(), wire::GoodbyeReason::DUPLICATE);
+    break;
+  }
+  // The newer one works.
+  second->send(test::getManifestFrame(1, "item-0"));
+  for (;;) {
+    auto f = second->frame();
+    if (f.kind() == Which::GET_LIBRARY) continue;
+    EXPECT_EQ(f.kind(), Which::MANIFEST);
+    break;
+  }
+}
+
+TEST(Wire, EveryPipelinedRequestGetsOneAnswerAndBusyNeverDisconnects) {
+  Peer a("alpha", 1, [](RuntimeConfig& c) { c.session.maxInFlight = 2; });
+  Wire w;
+  auto s = w.established(a);
+  s->send(test::getManifestFrame(1, "item-0"));
+  auto manifest = answer(*s);
+  auto digest = KJ_ASSERT_NONNULL(codec::Digest::from(manifest.root().getManifest().getDigest()));
+  // Far more than the announced limit, all at once.
+  constexpr uint64_t kCount = 60;
+  for (uint64_t id = 2; id < 2 + kCount; ++id) {
+    s->send(test::getChunkFrame(id, "item-0", digest, 1, 0, 4096));  // data/big.bin
+  }
+  kj::HashMap<uint64_t, uint32_t> answers;
+  uint32_t busy = 0;
+  for (uint64_t i = 0; i < kCount; ++i) {
+    auto f = answer(*s);
+    uint64_t id = codec::requestIdOf(f.root());
+    answers.upsert(id, 1, [](uint32_t& n, uint32_t) { ++n; });
+    if (f.kind() == Which::ERROR) {
+      EXPECT_EQ(errorCode(f), wire::ErrorCode::BUSY);
+      ++busy;
+    } else {
+      EXPECT_EQ(f.kind(), Which::CHUNK);
+    }
+  }
+  EXPECT_EQ(answers.size(), kCount);
+  for (auto& entry : answers)
+    EXPECT_EQ(entry.value, 1u) << entry.key;
+  // Still open: one more request is served.
+  s->send(test::getChunkFrame(100, "item-0", digest, 1, 0, 10));
+  auto last = answer(*s);
+  EXPECT_EQ(last.kind(), Which::CHUNK)
+      << (last.kind() == Which::ERROR ? last.root().getError().getMessage().cStr() : "");
+  KJ_LOG(INFO, "busy answers", busy);
+}
+
+TEST(Wire, CancelYieldsExactlyOneTerminalAnswer) {
+  Peer a("alpha", 20);
+  Wire w;
+  auto s = w.established(a);
+  s->send(test::getLibraryFrame(1));
+  s->send(codec::cancelFrame(1));
+  s->send(test::getManifestFrame(2, "item-0"));  // a marker after the cancel
+  uint32_t terminal = 0;
+  for (;;) {
+    auto f = answer(*s);
+    if (codec::requestIdOf(f.root()) == 2) break;
+    if (f.kind() == Which::ERROR) {
+      EXPECT_EQ(errorCode(f), wire::ErrorCode::CANCELLED);
+      ++terminal;
+    } else if (f.kind() == Which::LIBRARY_SNAPSHOT && f.root().getLibrarySnapshot().getLast()) {
+      ++terminal;
+    }
+  }
+  EXPECT_EQ(terminal, 1u);
+}
+
+TEST(Wire, UnknownItemsAndBadRangesAreTypedErrors) {
+  Peer a("alpha", 1);
+  Wire w;
+  auto s = w.established(a);
+  s->send(test::getManifestFrame(1, "no-such-item"));
+  EXPECT_EQ(errorCode(answer(*s)), wire::ErrorCode::NOT_FOUND);
+  s->send(test::getManifestFrame(2, "item-0"));
+  auto manifest = answer(*s);
+  auto m = manifest.root().getManifest();
+  auto digest = KJ_ASSERT_NONNULL(codec::Digest::from(m.getDigest()));
+  s->send(test::getChunkFrame(3, "no-such-item", digest, 0, 0, 1));
+  EXPECT_EQ(errorCode(answer(*s)), wire::ErrorCode::NOT_FOUND);
+  s->send(test::getChunkFrame(4, "item-0", digest, 99, 0, 1));
+  EXPECT_EQ(errorCode(answer(*s)), wire::ErrorCode::NOT_FOUND);
+  s->send(test::getChunkFrame(5, "item-0", codec::sha256(nullptr), 0, 0, 1));
+  EXPECT_EQ(errorCode(answer(*s)), wire::ErrorCode::STALE);
+  uint64_t size = m.getFiles()[0].getSize();
+  s->send(test::getChunkFrame(6, "item-0", digest, 0, size, 1));
+  EXPECT_EQ(errorCode(answer(*s)), wire::ErrorCode::RANGE);
+  s->send(test::getChunkFrame(7, "item-0", digest, 0, 0, 0));  // a codec-level range fault
+  EXPECT_EQ(errorCode(answer(*s)), wire::ErrorCode::RANGE);
+  s->send(test::getChunkFrame(8, "item-0", digest, 0, 0, 1));  // and the connection goes on
+  EXPECT_EQ(answer(*s).kind(), Which::CHUNK);
+}
+
+TEST(Wire, PathEscapesAreRefusedAndNothingOutsideTheItemIsServed) {
+  // A secret beside the library, a symlink to it inside an item, and a file that becomes a
+  // symlink to it after indexing (BAD-INPUTS 11, 12).
+  test::TempTree outside;
+  kj::StringPtr marker = "TOP-SECRET-MARKER";
+  outside.write("secret.txt", kj::str(marker, marker, marker));
+  Peer a("alpha", 1, [&](RuntimeConfig&) {});
+  a.tree.symlink(outside.at("secret.txt"), "item-0/leak.txt");
+  a.tree.symlink(outside.path(), "item-0/leakdir");
+  a.handle.call([](Runtime& r) { return r.rescan(); });
+  Wire w;
+  auto s = w.established(a);
+  s->send(test::getManifestFrame(1, "item-0"));
+  auto manifest = answer(*s);
+  auto m = manifest.root().getManifest();
+  for (auto file : m.getFiles()) {
+    EXPECT_FALSE(kj::StringPtr(file.getPath()).startsWith("leak")) << file.getPath().cStr();
+  }
+  auto digest = KJ_ASSERT_NONNULL(codec::Digest::from(m.getDigest()));
+  // Swap a listed file for a symlink to the secret, behind the index's back.
+  kj::String swapped;
+  uint32_t swappedIndex = 0;
+  for (auto i : kj::indices(m.getFiles())) {
+    if (m.getFiles()[i].getPath() == "readme.txt") swappedIndex = i;
+  }
+  swapped = a.tree.at("item-0/readme.txt");
+  ASSERT_EQ(unlink(swapped.cStr()), 0);
+  ASSERT_EQ(symlink(outside.at("secret.txt").cStr(), swapped.cStr()), 0);
+  // Ask for every byte of every listed file.
+  uint64_t id = 10;
+  for (auto i : kj::indices(m.getFiles())) {
+    auto size = m.getFiles()[i].getSize();
+    if (size == 0) continue;
+    s->send(test::getChunkFrame(++id, "item-0", digest, i, 0, kj::min(size, uint64_t(1) << 20)));
+    auto f = answer(*s);
+    if (i == swappedIndex) {
+      EXPECT_EQ(errorCode(f), wire::ErrorCode::STALE);
+    }
+    auto bytes = f.bytes();
+    auto found = std::search(bytes.begin(), bytes.end(), marker.begin(), marker.end());
+    EXPECT_EQ(found, bytes.end()) << "secret bytes served for file " << i;
+  }
+  // An item id that tries to climb out is a protocol error before any file is touched.
+  s->send(test::getManifestFrame(99, ".."));
+  auto error = answer(*s);
+  EXPECT_EQ(errorCode(error), wire::ErrorCode::PROTOCOL);
+  EXPECT_TRUE(s->closes());
+}
+
+TEST(Wire, ShutdownWith32SessionsSaysGoodbyeToEveryoneWithinTheDeadline) {
+  Peer a("alpha", 2);
+  Wire w;
+  kj::Vector<kj::Own<Identity>> keys;
+  kj::Vector<kj::Own<ScriptedPeer>> sessions;
+  for (int i = 0; i < 32; ++i) {
+    keys.add(Identity::generate());
+    auto s = w.connect(a, *keys.back());
+    s->send(test::helloFrame(keys.back()->id(), 1000 + i));
+    ASSERT_EQ(s->frame().kind(), Which::HELLO_ACK);
+    sessions.add(kj::mv(s));
+  }
+  a.handle.shutdown();
+  for (auto& s : sessions) {
+    bool goodbye = false;
+    for (;;) {
+      auto r = s->next();
+      KJ_IF_MAYBE (f, r.tryGet<codec::InboundFrame>()) {
+        if (f->kind() == Which::GOODBYE) goodbye = true;
+        continue;
+      }
+      break;  // closed (or timed out: then goodbye stays as seen)
+    }
+    EXPECT_TRUE(goodbye);
+  }
+  ASSERT_TRUE(a.handle.waitStopped(5 * kj::SECONDS));
+  auto stopped = a.events.waitFor(test::isStopped, "Stopped");
+  auto s = stopped->get().getStopped();
+  EXPECT_TRUE(s.getClean());
+  EXPECT_EQ(s.getGoodbyes(), 32u);
+  EXPECT_LT(s.getElapsedMs(), 2000u);
+}
+
+}  // namespace
+}  // namespace shoal::peer
