@@ -5,3 +5,8 @@ add_executable(shoal
   src/cli/serve.c++
 )
 target_link_libraries(shoal PRIVATE shoal-control CapnProto::capnp-json)
+
+# Real processes on loopback: ls across TLS, SIGTERM and `shoal stop` with 32+ sessions.
+add_test(NAME cli-processes COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test/cli/processes.sh
+  $<TARGET_FILE:shoal>)
+set_tests_properties(cli-processes PROPERTIES LABELS unit TIMEOUT 300)

@@ -74,10 +74,10 @@ class Runtime final : private SessionHandler, private Supervisor::Observer {
   uint64_t instanceId;
   kj::TimePoint stopStartedAt;
 
+  kj::AutoCloseFd rootFd;  // first: a missing library is an error, never created by accident
   kj::Own<Identity> identity;
   kj::AutoCloseFd stateLock;
   kj::Maybe<kj::Own<TlsContext>> tls;
-  kj::AutoCloseFd rootFd;
   library::IndexCache cache;
   library::Library library;
   kj::Maybe<RequestServer> server;
