@@ -104,6 +104,7 @@ class ClientCommand {
                                   exception->getDescription()));
       }
       context.exit();
+      KJ_UNREACHABLE;
     }
     return "give --state, --library or --control";
   }
@@ -166,6 +167,7 @@ kj::MainFunc idMain(kj::ProcessContext& context) {
           context.exitError(kj::str("shoal id: ", exception->getDescription()));
         }
         context.exit();
+        KJ_UNREACHABLE;
       }
       return "give --state or --library";
     }

@@ -267,6 +267,7 @@ class ServeCommand {
     if (failed) context.exitError("shoal serve: a required service failed");
     if (!clean) context.exitError("shoal serve: did not stop cleanly");
     context.exit();
+    KJ_UNREACHABLE;
   }
 };
 
