@@ -264,8 +264,9 @@ kj::Maybe<Failure> Validator::frame(wire::Frame::Reader f) {
     case Which::REJECT: message(f.getReject().getMessage()); break;
     case Which::ERROR: message(f.getError().getMessage()); break;
     case Which::CANCEL: requestId(f.getCancel().getId()); break;
-    case Which::PING: break;
-    case Which::PONG: break;
+    // Reading the nonce bounds-checks the struct pointer: a valid frame must be readable.
+    case Which::PING: (void)f.getPing().getNonce(); break;
+    case Which::PONG: (void)f.getPong().getNonce(); break;
     case Which::GET_LIBRARY: getLibrary(f.getGetLibrary()); break;
     case Which::LIBRARY_SNAPSHOT: snapshot(f.getLibrarySnapshot()); break;
     case Which::LIBRARY_DELTA: delta(f.getLibraryDelta()); break;

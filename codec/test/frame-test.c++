@@ -222,6 +222,21 @@ TEST(Frame, PointersOutOfBoundsAreMalformed) {
   EXPECT_NE(failureOf(frame), CodecError::truncated);
 }
 
+TEST(Frame, EveryStructPointerIsCheckedEvenWithoutPointerFields) {
+  // Found by fuzz_message: a Ping whose struct pointer points past the segment passed validation
+  // and threw later, when the session read the nonce.
+  for (auto kind : {Which::PING, Which::PONG, Which::CANCEL, Which::GET_LIBRARY}) {
+    auto message = samples::make(kind);
+    auto bytes = encodeFrame(*message);
+    // The root struct's first pointer is the union member; push its offset out of bounds.
+    auto rootPointer = bytes.slice(8, 16);
+    uint32_t rootOffset = (uint32_t(rootPointer[0]) | uint32_t(rootPointer[1]) << 8) >> 2;
+    size_t memberPointer = 8 + 8 * (1 + rootOffset + 1);  // root data section is one word
+    putU32(bytes, memberPointer, (1000u << 2) | 0u);
+    EXPECT_EQ(failureOf(bytes), CodecError::malformed) << name(kind).cStr();
+  }
+}
+
 TEST(Frame, ZeroSizedElementListIsNotAmplified) {
   // BAD-INPUTS 5 (CVE-2015-2312): a list of 2^28 Void elements takes no bytes at all.
   auto message = samples::make(Which::HELLO);
