@@ -17,13 +17,24 @@ namespace {
 class ControlHub final : public kj::Refcounted {
  public:
   void add(control::EventSink::Client sink) {
-    sinks.add(kj::heap<Sink>(Sink{kj::mv(sink), kj::READY_NOW}));
+    sinks.add(kj::heap<Sink>(Sink{kj::mv(sink), kj::READY_NOW, 0, false}));
   }
+
+  // A subscriber that falls this far behind is dropped: a local client that stops reading must
+  // not make the daemon's memory grow without bound.
+  static constexpr uint32_t kMaxPending = 1024;
 
   void deliver(const EventRecord& record) {
     bool last = record.view()->get().isStopped();
     for (auto& sink : sinks) {
       if (sink->dead) continue;
+      if (sink->pending >= kMaxPending) {
+        KJ_LOG(WARNING, "dropping a control subscriber that stopped reading events");
+        sink->dead = true;
+        sink->chain = kj::READY_NOW;  // cancels what it had queued
+        continue;
+      }
+      ++sink->pending;
       auto words = kj::atomicAddRef(record);
       auto& s = *sink;
       s.chain = s.chain
@@ -33,6 +44,7 @@ class ControlHub final : public kj::Refcounted {
                       return request.send();
                     })
                     .then([&s, last]() -> kj::Promise<void> {
+                      --s.pending;
                       if (!last) return kj::READY_NOW;
                       return s.client.doneRequest().send().ignoreResult();
                     })
@@ -59,6 +71,7 @@ class ControlHub final : public kj::Refcounted {
   struct Sink {
     control::EventSink::Client client;
     kj::Promise<void> chain;
+    uint32_t pending = 0;
     bool dead = false;
   };
   kj::Vector<kj::Own<Sink>> sinks;

@@ -35,6 +35,10 @@ bool EventSubscription::isClosed() const {
   return s->closed && s->head == s->queue.size();
 }
 
+uint64_t EventSubscription::dropped() const {
+  return queue->state.lockShared()->dropped;
+}
+
 kj::Own<EventSubscription> EventBus::subscribe() {
   auto queue = kj::atomicRefcounted<EventSubscription::Queue>();
   auto locked = state.lockExclusive();
@@ -51,7 +55,11 @@ void EventBus::publish(capnp::MessageBuilder& event) {
   for (auto& queue : locked->queues) {
     auto s = queue->state.lockExclusive();
     if (s->detached) continue;  // its subscriber is gone: drop the queue
-    s->queue.add(kj::atomicAddRef(*record));
+    if (s->queue.size() - s->head >= EventSubscription::kMaxQueued) {
+      ++s->dropped;  // a subscriber that stopped reading must not grow our memory
+    } else {
+      s->queue.add(kj::atomicAddRef(*record));
+    }
     live.add(kj::atomicAddRef(*queue));
   }
   locked->queues = kj::mv(live);

@@ -66,6 +66,16 @@ TEST(EventBus, TimeoutReturnsNullWithoutEvents) {
   EXPECT_FALSE(sub->isClosed());
 }
 
+TEST(EventBus, ASubscriberThatStopsReadingIsBounded) {
+  EventBus bus;
+  auto idle = bus.subscribe();
+  for (uint32_t i = 0; i < EventSubscription::kMaxQueued + 10; ++i)
+    publishLost(bus, i);
+  EXPECT_EQ(idle->dropped(), 10u);
+  uint64_t first = KJ_ASSERT_NONNULL(idle->next())->view()->get().getTimeMs();
+  EXPECT_EQ(first, 0u);  // the oldest kept; the newest dropped
+}
+
 TEST(EventBus, DroppedSubscriberIsForgotten) {
   EventBus bus;
   { auto gone = bus.subscribe(); }

@@ -50,12 +50,17 @@ class EventSubscription {
   // closed and every event before the close was taken.
   kj::Maybe<kj::Own<const EventRecord>> next(kj::Maybe<kj::Duration> timeout = nullptr);
   bool isClosed() const;
+  // Events this subscriber missed because it fell kMaxQueued behind.
+  uint64_t dropped() const;
+
+  static constexpr size_t kMaxQueued = 65536;
 
  private:
   friend class EventBus;
   struct State {
     kj::Vector<kj::Own<const EventRecord>> queue;
     size_t head = 0;
+    uint64_t dropped = 0;
     bool closed = false;
     bool detached = false;
   };
