@@ -19,9 +19,13 @@ struct Handler final : public SessionHandler {
   kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> both;
   kj::Maybe<Rejection> onHello(Session&, const RemotePeer&) override { return nullptr; }
   void onEstablished(Session&) override {
-    if (++established == 2) KJ_IF_MAYBE (f, both) { (*f)->fulfill(); }
+    if (++established == 2)
+      KJ_IF_MAYBE (f, both) {
+        (*f)->fulfill();
+      }
   }
-  kj::Promise<kj::Array<codec::FrameBuilder>> serve(Session&, uint64_t, codec::InboundFrame) override {
+  kj::Promise<kj::Array<codec::FrameBuilder>> serve(Session&, uint64_t,
+                                                    codec::InboundFrame) override {
     KJ_FAIL_ASSERT("no requests in this benchmark");
   }
   void onLibraryChanged(Session&, const codec::Summary&) override {}
@@ -54,8 +58,8 @@ void connectionSetup(benchmark::State& state) {
     auto dialled = address->connect().wait(ws);
     auto server = accepted.wait(ws);
     if (mode == TCP_ONLY) {
-      state.SetIterationTime(double((kj::systemPreciseMonotonicClock().now() - start) /
-                                    kj::NANOSECONDS) / 1e9);
+      state.SetIterationTime(
+          double((kj::systemPreciseMonotonicClock().now() - start) / kj::NANOSECONDS) / 1e9);
       continue;
     }
     kj::Own<Transport> a, b;
@@ -76,8 +80,8 @@ void connectionSetup(benchmark::State& state) {
     Session responder(kj::mv(b), Role::responder, config, local(*bob, 2), timer, handler, now, 2);
     auto runs = initiator.run().exclusiveJoin(responder.run()).eagerlyEvaluate(nullptr);
     paf.promise.wait(ws);
-    state.SetIterationTime(double((kj::systemPreciseMonotonicClock().now() - start) /
-                                  kj::NANOSECONDS) / 1e9);
+    state.SetIterationTime(
+        double((kj::systemPreciseMonotonicClock().now() - start) / kj::NANOSECONDS) / 1e9);
     initiator.abort(wire::ErrorCode::SHUTTING_DOWN, "done");
     responder.abort(wire::ErrorCode::SHUTTING_DOWN, "done");
     ws.poll();
@@ -85,7 +89,10 @@ void connectionSetup(benchmark::State& state) {
   state.SetLabel(kModeNames[mode]);
 }
 
-BENCHMARK(connectionSetup)->DenseRange(TCP_ONLY, TLS)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(connectionSetup)
+    ->DenseRange(TCP_ONLY, TLS)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace shoal::peer

@@ -118,7 +118,7 @@ kj::Promise<void> Runtime::start() {
   return rescan().then([this](bool) {
     if (stopping) return;
     supervisor.start("listener", policy::Required{}, [this]() { return listen(); });
-    supervisor.start("dialer", policy::Restart{config.restartBackoff},
+    supervisor.start("discovery", policy::Restart{config.restartBackoff},
                      [this]() { return dialAll(); });
     supervisor.start("liveness", policy::Restart{config.restartBackoff},
                      [this]() { return liveness(); });
