@@ -150,12 +150,24 @@ ViewResult LibraryView::onDeltaPage(wire::LibraryDelta::Reader page) {
   KJ_IF_MAYBE (why, p.cannotApply) {
     return fail(ViewOutcome::resync, kj::str("delta cannot apply: ", *why));
   }
-  auto merged = mergedWith(p.changes);
-  pending = nullptr;
-  if (merged.size() > maxItems) {
+  // Size first: merging moves the held items out, and a refused delta must leave them intact
+  // (found by fuzz_library).
+  size_t size = heldItems.size();
+  for (auto& change : p.changes) {
+    bool had = heldHas(change.key);
+    if (change.value == nullptr) {
+      size -= had;
+    } else {
+      size += !had;
+    }
+  }
+  if (size > maxItems) {
+    pending = nullptr;
     return fail(ViewOutcome::protocolError,
                 kj::str("library larger than the local limit of ", maxItems, " items"));
   }
+  auto merged = mergedWith(p.changes);
+  pending = nullptr;
   return finish(kj::mv(merged), summary);
 }
 
