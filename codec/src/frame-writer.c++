@@ -63,12 +63,47 @@ void FrameWriter::close() {
 
 kj::Promise<void> FrameWriter::run() {
   if (pending.empty()) {
-    if (closed) return kj::READY_NOW;
+    if (closed) {
+      ended = true;
+      releaseWaiters(true);
+      return kj::READY_NOW;
+    }
     auto paf = kj::newPromiseAndFulfiller<void>();
     wakeUp = kj::mv(paf.fulfiller);
     return paf.promise.then([this]() { return run(); });
   }
-  return writeBatch().then([this]() { return run(); });
+  return writeBatch().then(
+      [this]() {
+        writingBytes = 0;
+        releaseWaiters(false);
+        return run();
+      },
+      [this](kj::Exception&& exception) -> kj::Promise<void> {
+        // Nothing more will be written: nobody may wait for the queue to shrink.
+        ended = true;
+        releaseWaiters(true);
+        return kj::mv(exception);
+      });
+}
+
+kj::Promise<void> FrameWriter::whenQueuedBelow(size_t bytes) {
+  if (ended || queuedBytes() < bytes) return kj::READY_NOW;
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  waiters.add(Waiter{bytes, kj::mv(paf.fulfiller)});
+  return kj::mv(paf.promise);
+}
+
+void FrameWriter::releaseWaiters(bool all) {
+  if (waiters.empty()) return;
+  kj::Vector<Waiter> still;
+  for (auto& w : waiters) {
+    if (all || queuedBytes() < w.bytes) {
+      w.fulfiller->fulfill();
+    } else {
+      still.add(kj::mv(w));
+    }
+  }
+  waiters = kj::mv(still);
 }
 
 kj::Promise<void> FrameWriter::writeBatch() {
@@ -87,6 +122,7 @@ kj::Promise<void> FrameWriter::writeBatch() {
   pending = kj::mv(rest);
 
   totalBytes += batch->bytes;
+  writingBytes = batch->bytes;
   auto pieces = batch->pieces.asPtr();
   return out.write(pieces).attach(kj::mv(batch));
 }

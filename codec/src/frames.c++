@@ -1,7 +1,9 @@
 #include <shoal/codec/frames.h>
 
 #include <kj/debug.h>
+#include <kj/vector.h>
 #include <shoal/codec/limits.h>
+#include <shoal/codec/text.h>
 
 namespace shoal::codec {
 
@@ -15,13 +17,30 @@ FrameBuilder newFrame(size_t firstSegmentWords) {
   return message;
 }
 
-kj::String clipUtf8(kj::StringPtr text, size_t maxBytes) {
-  if (text.size() <= maxBytes) return kj::heapString(text);
-  size_t end = maxBytes;
-  // Step back over continuation bytes so the cut lands on a character boundary.
-  while (end > 0 && (kj::byte(text[end]) & 0xC0) == 0x80)
-    --end;
-  return kj::heapString(text.begin(), end);
+kj::String sanitizeText(kj::ArrayPtr<const char> text, size_t maxBytes) {
+  kj::Vector<char> out(kj::min(text.size(), maxBytes) + 1);
+  size_t i = 0;
+  while (i < text.size()) {
+    // Length of the valid UTF-8 sequence at i, or 0.
+    size_t length = 0;
+    for (size_t n = 1; n <= 4 && i + n <= text.size(); ++n) {
+      if (isValidUtf8(text.slice(i, i + n))) {
+        length = n;
+        break;
+      }
+    }
+    bool keep = length > 0 && !isControlAt(text.slice(i, i + length), 0);
+    size_t take = keep ? length : 1;
+    if (out.size() + (keep ? length : 1) > maxBytes) break;
+    if (keep) {
+      out.addAll(text.slice(i, i + length));
+    } else {
+      out.add('?');
+    }
+    i += take;
+  }
+  out.add('\0');
+  return kj::String(out.releaseAsArray());
 }
 
 FrameBuilder errorFrame(uint64_t id, wire::ErrorCode code, kj::StringPtr message,
@@ -30,7 +49,7 @@ FrameBuilder errorFrame(uint64_t id, wire::ErrorCode code, kj::StringPtr message
   auto error = rootOf(*frame).initError();
   error.setId(id);
   error.setCode(code);
-  error.setMessage(clipUtf8(message, kMaxMessageBytes));
+  error.setMessage(sanitizeText(message, kMaxMessageBytes));
   error.setRetryAfterMs(retryAfterMs);
   return frame;
 }
@@ -58,7 +77,7 @@ FrameBuilder goodbyeFrame(wire::GoodbyeReason reason, kj::StringPtr message,
   auto frame = newFrame();
   auto goodbye = rootOf(*frame).initGoodbye();
   goodbye.setReason(reason);
-  goodbye.setMessage(clipUtf8(message, kMaxMessageBytes));
+  goodbye.setMessage(sanitizeText(message, kMaxMessageBytes));
   goodbye.setLastRequestId(lastRequestId);
   return frame;
 }

@@ -407,6 +407,39 @@ TEST(FrameWriter, RefusesFramesAboveThePeersLimit) {
   EXPECT_EQ(writer.queue(samples::chunk(1, kMinFrameBytes - 1024)), nullptr);
 }
 
+TEST(FrameWriter, WhenQueuedBelowWaitsForTheReader) {
+  Loop l;
+  auto pipe = kj::newOneWayPipe();
+  FrameWriter writer(*pipe.out, 16 * 1024 * 1024);
+  auto running = writer.run().eagerlyEvaluate(nullptr);
+  for (int i = 0; i < 4; ++i)
+    writer.queue(samples::chunk(i + 1, 256 * 1024));
+  l.waitScope.poll();
+  EXPECT_GE(writer.queuedBytes(), 4u * 256 * 1024);  // the pipe has no buffer: all still owed
+  auto below = writer.whenQueuedBelow(300 * 1024);
+  EXPECT_FALSE(below.poll(l.waitScope));
+  EXPECT_TRUE(writer.whenQueuedBelow(8u << 20).poll(l.waitScope));  // already below that
+  // The reader takes frames; the waiter is released once the backlog is below its mark.
+  FrameReader reader(*pipe.in, Limits());
+  for (int i = 0; i < 4 && !below.poll(l.waitScope); ++i) {
+    EXPECT_TRUE(reader.read().wait(l.waitScope).is<InboundFrame>());
+  }
+  EXPECT_TRUE(below.poll(l.waitScope));
+  EXPECT_LT(writer.queuedBytes(), 300u * 1024);
+}
+
+TEST(FrameWriter, WaitersAreReleasedWhenTheWriterFails) {
+  Loop l;
+  auto pipe = kj::newOneWayPipe();
+  FrameWriter writer(*pipe.out, 16 * 1024 * 1024);
+  writer.queue(samples::chunk(1, 256 * 1024));
+  auto running = writer.run().then([]() {}, [](kj::Exception&&) {}).eagerlyEvaluate(nullptr);
+  auto below = writer.whenQueuedBelow(1024);
+  EXPECT_FALSE(below.poll(l.waitScope));
+  pipe.in = nullptr;  // the peer goes away: the write fails
+  EXPECT_TRUE(below.poll(l.waitScope));
+}
+
 TEST(FrameWriter, WriteErrorEndsRun) {
   Loop l;
   auto pipe = kj::newOneWayPipe();

@@ -4,6 +4,8 @@
 
 #include <kj/function.h>
 #include <shoal/codec/frame.h>
+#include <shoal/codec/frames.h>
+#include <shoal/codec/text.h>
 
 #include "samples.h"
 #include "test-util.h"
@@ -231,6 +233,21 @@ TEST(Validate, Announce) {
             CodecError::badField);
   EXPECT_EQ(errorOf(Which::ANNOUNCE, [](auto f) { f.getAnnounce().setVersionMax(0); }),
             CodecError::badField);
+}
+
+TEST(Frames, OutgoingTextIsAlwaysValid) {
+  // Found by fuzz_handshake: a failure's description quoted peer bytes into our own Error.
+  kj::byte raw[] = {'b', 'a', 'd', 0, 0xFF, 0xC3, 0xA9, '\n', 0xE2, 0x82};
+  auto messy = kj::arrayPtr(reinterpret_cast<const char*>(raw), sizeof(raw));
+  auto clean = sanitizeText(messy, 1024);
+  EXPECT_EQ(clean, "bad??\xC3\xA9???");
+  auto frame = errorFrame(0, wire::ErrorCode::PROTOCOL, clean);
+  EXPECT_TRUE(decodeFrame(encodeFrame(*frame)).is<InboundFrame>());
+  // Cut on a character boundary, never inside "é".
+  auto long_ = kj::str(kj::repeat('x', 1023), "\xC3\xA9");
+  auto cut = sanitizeText(long_, 1024);
+  EXPECT_EQ(cut.size(), 1023u);
+  EXPECT_TRUE(isValidUtf8(cut));
 }
 
 TEST(Validate, WireCodes) {

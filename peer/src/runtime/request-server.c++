@@ -38,7 +38,7 @@ kj::Array<FrameBuilder> RequestServer::serve(uint64_t id, wire::Frame::Reader re
   switch (request.which()) {
     case Which::GET_LIBRARY: return getLibrary(id, request.getGetLibrary(), peer);
     case Which::GET_MANIFEST: return getManifest(id, request.getGetManifest(), peer);
-    case Which::GET_CHUNK: return getChunk(id, request.getGetChunk());
+    case Which::GET_CHUNK: return getChunk(id, request.getGetChunk(), peer);
     default: KJ_FAIL_ASSERT("not a request", kj::uint(request.which()));
   }
 }
@@ -74,7 +74,8 @@ kj::Array<FrameBuilder> RequestServer::getManifest(uint64_t id, wire::GetManifes
   return refusal;
 }
 
-kj::Array<FrameBuilder> RequestServer::getChunk(uint64_t id, wire::GetChunk::Reader request) {
+kj::Array<FrameBuilder> RequestServer::getChunk(uint64_t id, wire::GetChunk::Reader request,
+                                                const RemotePeer& peer) {
   kj::Array<FrameBuilder> refusal;
   auto found = findItem(id, request.getItemId(), refusal);
   if (found == nullptr) return refusal;
@@ -92,6 +93,14 @@ kj::Array<FrameBuilder> RequestServer::getChunk(uint64_t id, wire::GetChunk::Rea
   if (offset > size || length > size - offset) {
     return error(id, wire::ErrorCode::RANGE,
                  kj::str("range ", offset, "+", length, " beyond the file's ", size, " bytes"));
+  }
+
+  // The answer must fit the requester's own frame limit, whatever ours allows (found by
+  // fuzz_session: a peer announcing 64 KiB frames asked for 1 MiB).
+  if (uint64_t(length) + codec::kFrameOverheadBytes > peer.maxFrameBytes) {
+    return error(id, wire::ErrorCode::TOO_LARGE,
+                 kj::str("a chunk of ", length, " bytes does not fit your frame limit of ",
+                         peer.maxFrameBytes));
   }
 
   int fd;

@@ -297,7 +297,7 @@ void SessionCore::rejectHello(wire::ErrorCode code, kj::StringPtr message) {
   auto frame = codec::newFrame();
   auto reject = rootOf(*frame).initReject();
   reject.setCode(code);
-  reject.setMessage(codec::clipUtf8(message, 1024));
+  reject.setMessage(codec::sanitizeText(message, 1024));
   reject.setVersionMin(config.versionMin);
   reject.setVersionMax(config.versionMax);
   send(kj::mv(frame));
@@ -342,7 +342,9 @@ void SessionCore::onFrame(codec::InboundFrame frame, kj::TimePoint now) {
   auto root = frame.root();
   auto kind = root.which();
 
-  if (!isEstablished() && kind == Which::ERROR) {
+  // [HS-3]/[HS-4]: before the handshake only a connection-level Error (id 0) ends it quietly;
+  // an Error with an id falls through to "expected Hello/HelloAck" below.
+  if (!isEstablished() && kind == Which::ERROR && root.getError().getId() == 0) {
     auto error = root.getError();
     close(CloseReason::peerError,
           kj::str("peer error ", codec::name(error.getCode()), ": ", error.getMessage()));

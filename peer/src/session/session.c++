@@ -224,32 +224,34 @@ void Session::startServing(uint64_t id, codec::InboundFrame frame) {
 }
 
 kj::Promise<void> Session::readLoop() {
-  return reader.read().then(
-      [this](codec::ReadResult result) -> kj::Promise<void> {
-        auto now = timer.now();
-        bool more = true;
-        KJ_SWITCH_ONEOF(result) {
-          KJ_CASE_ONEOF(frame, codec::InboundFrame) {
-            core.onFrame(kj::mv(frame), now);
-          }
-          KJ_CASE_ONEOF(failure, codec::Failure) {
-            more = failure.requestId != nullptr;  // framing is intact only for a request fault
-            core.onDecodeFailure(kj::mv(failure), now);
-          }
-          KJ_CASE_ONEOF(end, codec::EndOfStream) {
-            more = false;
-            core.onEndOfStream(now);
-          }
-        }
-        pump();
-        if (!more || core.isClosed()) return kj::READY_NOW;
-        return readLoop();
-      },
-      [this](kj::Exception&& exception) {
-        // The stream itself failed (reset, unclean TLS close): KJ reports that by rejecting.
-        core.onTransportError(exception.getDescription());
-        pump();
-      });
+  return writer.whenQueuedBelow(config.maxWriteBacklogBytes)
+      .then([this]() { return reader.read(); })
+      .then(
+          [this](codec::ReadResult result) -> kj::Promise<void> {
+            auto now = timer.now();
+            bool more = true;
+            KJ_SWITCH_ONEOF(result) {
+              KJ_CASE_ONEOF(frame, codec::InboundFrame) {
+                core.onFrame(kj::mv(frame), now);
+              }
+              KJ_CASE_ONEOF(failure, codec::Failure) {
+                more = failure.requestId != nullptr;  // framing is intact only for a request fault
+                core.onDecodeFailure(kj::mv(failure), now);
+              }
+              KJ_CASE_ONEOF(end, codec::EndOfStream) {
+                more = false;
+                core.onEndOfStream(now);
+              }
+            }
+            pump();
+            if (!more || core.isClosed()) return kj::READY_NOW;
+            return readLoop();
+          },
+          [this](kj::Exception&& exception) {
+            // The stream itself failed (reset, unclean TLS close): KJ reports that by rejecting.
+            core.onTransportError(exception.getDescription());
+            pump();
+          });
 }
 
 kj::Promise<void> Session::deadlineLoop() {

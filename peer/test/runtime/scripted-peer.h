@@ -129,7 +129,8 @@ class ScriptedPeer {
 };
 
 inline codec::FrameBuilder helloFrame(const PeerId& id, uint64_t instanceId = 4242,
-                                      uint16_t versionMin = 1, uint16_t versionMax = 1) {
+                                      uint16_t versionMin = 1, uint16_t versionMax = 1,
+                                      uint32_t maxFrameBytes = 16 << 20) {
   auto frame = codec::newFrame();
   auto h = codec::rootOf(*frame).initHello();
   h.setVersionMin(versionMin);
@@ -141,7 +142,7 @@ inline codec::FrameBuilder helloFrame(const PeerId& id, uint64_t instanceId = 42
   summary.setRev(1);
   summary.setDigest(codec::libraryDigest(nullptr).asBytes());
   auto limits = h.initLimits();
-  limits.setMaxFrameBytes(16 << 20);
+  limits.setMaxFrameBytes(maxFrameBytes);
   limits.setMaxInFlight(64);
   limits.setMaxChunkBytes(4 << 20);
   h.setInstanceId(instanceId);

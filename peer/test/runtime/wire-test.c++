@@ -256,6 +256,22 @@ TEST(Wire, UnknownItemsAndBadRangesAreTypedErrors) {
   EXPECT_EQ(answer(*s).kind(), Which::CHUNK);
 }
 
+TEST(Wire, ChunksLargerThanTheRequestersFrameLimitAreTooLarge) {
+  // Found by fuzz_session: the answer must fit the requester's frame limit, not only ours.
+  Peer a("alpha", 1);
+  Wire w;
+  auto s = w.connect(a);
+  s->send(test::helloFrame(w.me->id(), 4242, 1, 1, 65536));
+  ASSERT_EQ(s->frame().kind(), Which::HELLO_ACK);
+  s->send(test::getManifestFrame(1, "item-0"));
+  auto manifest = answer(*s);
+  auto digest = KJ_ASSERT_NONNULL(codec::Digest::from(manifest.root().getManifest().getDigest()));
+  s->send(test::getChunkFrame(2, "item-0", digest, 1, 0, 200000));  // data/big.bin
+  EXPECT_EQ(errorCode(answer(*s)), wire::ErrorCode::TOO_LARGE);
+  s->send(test::getChunkFrame(3, "item-0", digest, 1, 0, 60000));  // fits: served
+  EXPECT_EQ(answer(*s).kind(), Which::CHUNK);
+}
+
 TEST(Wire, PathEscapesAreRefusedAndNothingOutsideTheItemIsServed) {
   // A secret beside the library, a symlink to it inside an item, and a file that becomes a
   // symlink to it after indexing (BAD-INPUTS 11, 12).

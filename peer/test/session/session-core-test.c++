@@ -200,6 +200,26 @@ TEST(SessionCore, AnythingButHelloFirstIsAProtocolError) {
   EXPECT_EQ(error.getCode(), wire::ErrorCode::PROTOCOL);
 }
 
+TEST(SessionCore, ErrorWithAnIdBeforeTheHandshakeIsAProtocolError) {
+  // [HS-3]: only a connection-level Error (id 0) ends a handshake quietly (found by
+  // fuzz_handshake).
+  Pair p;
+  p.start();
+  p.A().takeOutgoing();
+  p.inject(p.B(), *codec::errorFrame(5, wire::ErrorCode::BUSY, "not a request of yours"));
+  EXPECT_EQ(closedWith(p.eventsB), CloseReason::protocolError);
+  auto out = p.B().takeOutgoing();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(rootOf(*out[0]).getError().getId(), 0u);
+  // While Error{0} just closes, sending nothing back.
+  Pair q;
+  q.start();
+  q.A().takeOutgoing();
+  q.inject(q.B(), *codec::errorFrame(0, wire::ErrorCode::BUSY, "too many"));
+  EXPECT_EQ(closedWith(q.eventsB), CloseReason::peerError);
+  EXPECT_EQ(q.B().takeOutgoing().size(), 0u);
+}
+
 TEST(SessionCore, SecondHelloIsAProtocolError) {
   Pair p;
   p.handshake();

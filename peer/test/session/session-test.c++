@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <kj/debug.h>
+#include <kj/map.h>
 #include <shoal/codec/frames.h>
 
 namespace shoal::peer {
@@ -178,6 +179,58 @@ TEST(Session, RequestOnAClosedSessionFailsLocally) {
   auto reply = f.A().request(f.getChunk(5)).wait(f.ws);
   auto& error = reply.get<RequestError>();
   EXPECT_TRUE(error.local);
+}
+
+TEST(Session, APeerThatDoesNotReadStallsItselfNotOurMemory) {
+  // Found by fuzz_session: requests answered into a writer the peer never drains used to pile up
+  // without bound. Now the session stops reading once its backlog passes maxWriteBacklogBytes.
+  Fixture f;
+  f.config.maxWriteBacklogBytes = 1 << 20;
+  auto pipe = kj::newTwoWayPipe();
+  auto flooder = kj::mv(pipe.ends[0]);
+  f.b = kj::heap<Session>(plaintextTransport(kj::mv(pipe.ends[1])), Role::responder, f.config,
+                          local(2), f.timer, f.handlerB, f.timer.now(), 1);
+  f.runB = f.B().run().eagerlyEvaluate(nullptr);
+  // A Hello, then 200 requests for 64 KiB each (12.5 MiB of answers), and never a read.
+  kj::Vector<kj::byte> bytes;
+  auto hello = codec::newFrame();
+  auto h = codec::rootOf(*hello).initHello();
+  h.setVersionMin(1);
+  h.setVersionMax(1);
+  h.setPeerId(idOf(9).asBytes());
+  h.setName("flooder");
+  codec::Summary{1, 1, idOf(0)}.toWire(h.initLibrary());
+  auto limits = h.initLimits();
+  limits.setMaxFrameBytes(16 << 20);
+  limits.setMaxInFlight(64);
+  limits.setMaxChunkBytes(1 << 20);
+  h.setInstanceId(9);
+  bytes.addAll(codec::encodeFrame(*hello));
+  for (uint64_t id = 1; id <= 200; ++id) {
+    auto request = f.getChunk(64 * 1024);
+    codec::setRequestId(codec::rootOf(*request), id);
+    bytes.addAll(codec::encodeFrame(*request));
+  }
+  auto all = bytes.releaseAsArray();
+  auto writing = flooder->write(all.begin(), all.size()).eagerlyEvaluate(nullptr);
+  f.ws.poll();
+  EXPECT_TRUE(f.B().isEstablished());
+  uint32_t servedWhileStalled = f.handlerB.served;
+  EXPECT_LT(servedWhileStalled, 200u);                     // it stopped taking requests
+  EXPECT_LT(f.B().queuedBytes(), (1u << 20) + 2 * 66000);  // the mark plus frames in hand
+  // Once the flooder reads, the session goes on and answers every request exactly once.
+  codec::FrameReader reader(*flooder, codec::Limits());
+  kj::HashSet<uint64_t> answered;
+  while (answered.size() < 200) {
+    auto r = reader.read().wait(f.ws);
+    auto& frame = KJ_ASSERT_NONNULL(r.tryGet<codec::InboundFrame>());
+    if (frame.kind() == wire::Frame::CHUNK) {
+      EXPECT_FALSE(answered.contains(frame.root().getChunk().getId()));
+      answered.insert(frame.root().getChunk().getId());
+    }
+  }
+  EXPECT_EQ(f.handlerB.served, 200u);
+  EXPECT_GT(f.handlerB.served, servedWhileStalled);
 }
 
 TEST(Session, SilentPeerHitsTheHandshakeDeadline) {

@@ -26,9 +26,14 @@ class FrameWriter {
   // No frames after this; run() resolves once the queue is written.
   void close();
 
+  // Resolves once fewer than `bytes` are queued or being written — or when the writer has ended
+  // or failed. A reader waits on it before taking the next frame, so a peer that sends requests
+  // but does not read the answers stalls itself instead of growing our memory.
+  kj::Promise<void> whenQueuedBelow(size_t bytes);
+
   void setMaxFrameBytes(uint32_t bytes) { maxFrameBytes = bytes; }
   bool isClosed() const { return closed; }
-  size_t queuedBytes() const { return pendingBytes; }
+  size_t queuedBytes() const { return pendingBytes + writingBytes; }
   uint64_t bytesWritten() const { return totalBytes; }
 
  private:
@@ -40,8 +45,17 @@ class FrameWriter {
 
   kj::AsyncOutputStream& out;
   uint32_t maxFrameBytes;
+  struct Waiter {
+    size_t bytes;
+    kj::Own<kj::PromiseFulfiller<void>> fulfiller;
+  };
+  void releaseWaiters(bool all);
+
   kj::Vector<Pending> pending;
   size_t pendingBytes = 0;
+  size_t writingBytes = 0;  // the batch in flight
+  kj::Vector<Waiter> waiters;
+  bool ended = false;
   uint64_t totalBytes = 0;
   bool closed = false;
   kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> wakeUp;

@@ -1,6 +1,5 @@
 // Builders for the small control frames every peer sends (Error, Cancel, Ping, Pong, Goodbye).
-// Text is cut to the protocol's message limit at a UTF-8 boundary, so a long local message can
-// never make our own frame invalid.
+// Their text goes through sanitizeText(), so no local message can make our own frame invalid.
 #pragma once
 
 #include <capnp/message.h>
@@ -24,8 +23,10 @@ FrameBuilder pongFrame(uint64_t nonce);
 FrameBuilder goodbyeFrame(wire::GoodbyeReason reason, kj::StringPtr message,
                           uint64_t lastRequestId);
 
-// `text` cut to at most `maxBytes` without splitting a UTF-8 sequence (a copy: NUL-terminated).
-kj::String clipUtf8(kj::StringPtr text, size_t maxBytes);
+// `text` made fit for a message field whatever it holds (a failure's description may quote peer
+// bytes): invalid UTF-8 and control characters become '?', and it is cut to `maxBytes` on a
+// character boundary. Every text we put in an Error, Reject or Goodbye goes through here.
+kj::String sanitizeText(kj::ArrayPtr<const char> text, size_t maxBytes);
 
 // Sets the id of a request or answer frame (kinds for which requestIdOf() is non-zero).
 void setRequestId(wire::Frame::Builder frame, uint64_t id);

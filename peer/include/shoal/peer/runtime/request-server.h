@@ -29,7 +29,8 @@ class RequestServer {
                                             const RemotePeer& peer);
   kj::Array<codec::FrameBuilder> getManifest(uint64_t id, wire::GetManifest::Reader request,
                                              const RemotePeer& peer);
-  kj::Array<codec::FrameBuilder> getChunk(uint64_t id, wire::GetChunk::Reader request);
+  kj::Array<codec::FrameBuilder> getChunk(uint64_t id, wire::GetChunk::Reader request,
+                                          const RemotePeer& peer);
   kj::Maybe<kj::Own<const library::Item>> findItem(uint64_t id, kj::StringPtr itemId,
                                                    kj::Array<codec::FrameBuilder>& error) const;
 

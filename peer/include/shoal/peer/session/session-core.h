@@ -25,6 +25,9 @@ struct SessionConfig {
   kj::Duration deadTimeout = 45 * kj::SECONDS;  // silence before we drop the connection
   kj::Duration drainTimeout = 1 * kj::SECONDS;  // Goodbye drain deadline
   uint32_t busyRetryAfterMs = 100;
+  // While more than this is waiting to be written to the peer, we read no further frames from
+  // it: a peer that sends requests without reading the answers only stalls itself.
+  size_t maxWriteBacklogBytes = 16 * 1024 * 1024;
   uint16_t versionMin = 1;
   uint16_t versionMax = 1;
 };

@@ -92,6 +92,7 @@ class Session {
   kj::Maybe<const Rejection&> rejection() const { return rejectedWith; }
   uint64_t bytesRead() const { return reader.bytesRead(); }
   uint64_t bytesWritten() const { return writer.bytesWritten(); }
+  size_t queuedBytes() const { return writer.queuedBytes(); }
 
  private:
   class ReplyAdapter;
