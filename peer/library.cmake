@@ -31,4 +31,5 @@ shoal_test(library-test unit
     test/library/scanner-test.c++
     test/library/library-test.c++
     test/library/library-view-test.c++
+    test/library/item-test.c++
   LIBS shoal-library)

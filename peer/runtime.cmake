@@ -20,6 +20,7 @@ shoal_test(runtime-test unit
     test/runtime/event-bus-test.c++
     test/runtime/peer-table-test.c++
     test/runtime/supervisor-test.c++
+    test/runtime/request-server-test.c++
   LIBS shoal-runtime)
 
 shoal_test(runtime-integration-test unit

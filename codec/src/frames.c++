@@ -30,7 +30,7 @@ kj::String sanitizeText(kj::ArrayPtr<const char> text, size_t maxBytes) {
       }
     }
     bool keep = length > 0 && !isControlAt(text.slice(i, i + length), 0);
-    size_t take = keep ? length : 1;
+    size_t take = length > 0 ? length : 1;  // a whole control character becomes one '?'
     if (out.size() + (keep ? length : 1) > maxBytes) break;
     if (keep) {
       out.addAll(text.slice(i, i + length));

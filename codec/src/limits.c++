@@ -18,6 +18,12 @@ kj::Maybe<kj::String> Limits::check() const {
     return kj::str("traversalLimitWords must cover at least one whole frame");
   }
   if (nestingLimit < 8) return kj::str("nestingLimit below 8 cannot hold the schema");
+  if (maxPathBytes > kMaxPathBytes || maxPathDepth > kMaxPathDepth ||
+      maxComponentBytes > kMaxComponentBytes) {
+    return kj::str("path limits above the protocol's (", kMaxPathBytes, " bytes, ", kMaxPathDepth,
+                   " components, ", kMaxComponentBytes,
+                   " bytes each): peers could not accept them");
+  }
   if (maxComponentBytes == 0 || maxComponentBytes > maxPathBytes) {
     return kj::str("maxComponentBytes must be in 1..maxPathBytes");
   }

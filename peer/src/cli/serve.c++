@@ -99,7 +99,7 @@ class ServeCommand {
         .addOptionWithArg({"max-frame-bytes"}, KJ_BIND_METHOD(*this, setMaxFrameBytes), "<n>",
                           "largest frame we read (default 16777216, at least 65536)")
         .addOptionWithArg({"max-path-bytes"}, KJ_BIND_METHOD(*this, setMaxPathBytes), "<n>",
-                          "longest file path accepted (default 4096)")
+                          "longest file path accepted (default and maximum 4096)")
         .addOptionWithArg({"handshake-timeout"}, KJ_BIND_METHOD(*this, setHandshakeTimeout), "<ms>",
                           "TLS + Hello must finish within this (default 10000)")
         .addOptionWithArg({"chunk-size"}, KJ_BIND_METHOD(*this, setChunkSize), "<bytes>",
@@ -196,7 +196,7 @@ class ServeCommand {
   }
   Validity setMaxPathBytes(kj::StringPtr t) {
     uint64_t n;
-    auto v = count(t, 256, 65536, n);
+    auto v = count(t, 256, codec::kMaxPathBytes, n);
     config.session.limits.maxPathBytes = n;
     return v;
   }

@@ -13,8 +13,13 @@ namespace shoal::codec {
 constexpr uint32_t kDigestBytes = 32;
 constexpr uint32_t kMinFrameBytes = 64 * 1024;  // no peer may announce less ([FR-6])
 constexpr uint32_t kFrameOverheadBytes = 4096;  // room for a Chunk's fields besides its data
-constexpr uint32_t kMaxChunkSize =
-    4 * 1024 * 1024;  // largest Manifest.chunkSize anyone sends ([MAN-16])
+// Largest Manifest.chunkSize anyone sends ([MAN-16]).
+constexpr uint32_t kMaxChunkSize = 4 * 1024 * 1024;
+// Path limits the protocol fixes ([MAN-6]): local limits may be lower, never higher, or we would
+// list files that no peer accepts.
+constexpr uint32_t kMaxPathBytes = 4096;
+constexpr uint32_t kMaxPathDepth = 64;
+constexpr uint32_t kMaxComponentBytes = 255;
 
 struct Limits {
   // Framing: checked on the segment table, before any allocation.
