@@ -26,7 +26,10 @@ struct SessionConfig {
   kj::Duration drainTimeout = 1 * kj::SECONDS;  // Goodbye drain deadline
   uint32_t busyRetryAfterMs = 100;
   // While more than this is waiting to be written to the peer, we read no further frames from
-  // it: a peer that sends requests without reading the answers only stalls itself.
+  // it: a peer that sends requests without reading the answers only stalls itself. Two peers
+  // that both stop reading with this much queued each way would wait for each other until the
+  // dead timeout ends the connection; per-direction flow-control windows (HTTP/2's) would be the
+  // complete answer, and maxInFlight keeps well-behaved peers far below the mark.
   size_t maxWriteBacklogBytes = 16 * 1024 * 1024;
   uint16_t versionMin = 1;
   uint16_t versionMax = 1;
