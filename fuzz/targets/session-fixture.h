@@ -21,6 +21,8 @@
 #include <shoal/peer/library/scanner.h>
 #include <shoal/peer/runtime/request-server.h>
 
+#include "../../peer/test/library/temp-tree.h"
+
 namespace shoal::fuzz {
 
 // Bytes of the files outside the library. No file inside contains them.
@@ -102,7 +104,7 @@ class LibraryFixture {
     requestServer = kj::heap<peer::RequestServer>(lib, rootFd);
   }
 
-  ~LibraryFixture() noexcept { removeBeneath(AT_FDCWD, base); }
+  ~LibraryFixture() noexcept { shoal::peer::library::test::removeBeneath(AT_FDCWD, base); }
   KJ_DISALLOW_COPY(LibraryFixture);
 
   const peer::library::Library& library() const { return lib; }
@@ -174,7 +176,7 @@ class LibraryFixture {
   }
   // Replaces `relative` (a file or a folder) by a symlink to `target`.
   void swap(kj::StringPtr relative, kj::StringPtr target) {
-    removeBeneath(AT_FDCWD, kj::str(base, '/', relative));
+    shoal::peer::library::test::removeBeneath(AT_FDCWD, kj::str(base, '/', relative));
     makeLink(target, relative);
   }
 
@@ -196,33 +198,7 @@ class LibraryFixture {
     }
     closedir(tmp);
     for (auto& name : orphans)
-      removeBeneath(AT_FDCWD, kj::str("/tmp/", name));
-  }
-
-  // rm -rf that unlinks symlinks and never descends through one.
-  static void removeBeneath(int parentFd, kj::StringPtr name) {
-    struct stat st;
-    if (fstatat(parentFd, name.cStr(), &st, AT_SYMLINK_NOFOLLOW) != 0) return;
-    if (!S_ISDIR(st.st_mode)) {
-      unlinkat(parentFd, name.cStr(), 0);
-      return;
-    }
-    int fd = openat(parentFd, name.cStr(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return;
-    DIR* dir = fdopendir(fd);
-    if (dir == nullptr) {
-      close(fd);
-      return;
-    }
-    kj::Vector<kj::String> names;  // names first: removing while reading may skip entries
-    while (struct dirent* e = readdir(dir)) {
-      kj::StringPtr child = e->d_name;
-      if (child != "." && child != "..") names.add(kj::str(child));
-    }
-    for (auto& child : names)
-      removeBeneath(dirfd(dir), child);
-    closedir(dir);
-    unlinkat(parentFd, name.cStr(), AT_REMOVEDIR);
+      shoal::peer::library::test::removeBeneath(AT_FDCWD, kj::str("/tmp/", name));
   }
 };
 

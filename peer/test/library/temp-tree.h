@@ -16,6 +16,34 @@
 
 namespace shoal::peer::library::test {
 
+// rm -rf that unlinks symlinks and never descends through one (test trees hold links to /etc and
+// to other folders on purpose).
+inline void removeBeneath(int parentFd, kj::StringPtr name) {
+  struct stat st;
+  if (fstatat(parentFd, name.cStr(), &st, AT_SYMLINK_NOFOLLOW) != 0) return;
+  if (S_ISDIR(st.st_mode)) {
+    int fd = openat(parentFd, name.cStr(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return;
+    DIR* dir = fdopendir(fd);
+    if (dir == nullptr) {
+      close(fd);
+      return;
+    }
+    // Names first: removing while reading a folder may skip entries.
+    kj::Vector<kj::String> names;
+    while (struct dirent* e = readdir(dir)) {
+      kj::StringPtr child = e->d_name;
+      if (child != "." && child != "..") names.add(kj::str(child));
+    }
+    for (auto& child : names)
+      removeBeneath(dirfd(dir), child);
+    closedir(dir);
+    unlinkat(parentFd, name.cStr(), AT_REMOVEDIR);
+  } else {
+    unlinkat(parentFd, name.cStr(), 0);
+  }
+}
+
 class TempTree {
  public:
   TempTree() {
@@ -71,33 +99,6 @@ class TempTree {
       if (relative[i] != '/') continue;
       auto dir = kj::str(root, '/', relative.slice(0, i));
       if (::mkdir(dir.cStr(), 0755) != 0 && errno != EEXIST) KJ_FAIL_SYSCALL("mkdir", errno, dir);
-    }
-  }
-
-  // rm -rf that unlinks symlinks and never descends through one.
-  static void removeBeneath(int parentFd, kj::StringPtr name) {
-    struct stat st;
-    if (fstatat(parentFd, name.cStr(), &st, AT_SYMLINK_NOFOLLOW) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-      int fd = openat(parentFd, name.cStr(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (fd < 0) return;
-      DIR* dir = fdopendir(fd);
-      if (dir == nullptr) {
-        close(fd);
-        return;
-      }
-      // Names first: removing while reading a folder may skip entries.
-      kj::Vector<kj::String> names;
-      while (struct dirent* e = readdir(dir)) {
-        kj::StringPtr child = e->d_name;
-        if (child != "." && child != "..") names.add(kj::str(child));
-      }
-      for (auto& child : names)
-        removeBeneath(dirfd(dir), child);
-      closedir(dir);
-      unlinkat(parentFd, name.cStr(), AT_REMOVEDIR);
-    } else {
-      unlinkat(parentFd, name.cStr(), 0);
     }
   }
 
