@@ -1,7 +1,7 @@
 # Local control API of the reference peer: Cap'n Proto RPC over a Unix socket in the state folder
 # (mode 0600). `shoal ls | peers | status | stop` and the conformance runner are its clients. Events
 # are also what `shoal serve --json` prints, one JSON object per line (capnp::JsonCodec).
-# Local only: Cap'n Proto RPC is not hardened against resource exhaustion (KJ-NOTES.md).
+# Local only: Cap'n Proto RPC is not hardened against resource exhaustion (docs/dependencies.md).
 
 @0xe1ad66e878a4dfa6;
 

@@ -1,5 +1,5 @@
 // Framing: round trips, every framing limit at/below/above its bound, truncation, garbage and the
-// Cap'n Proto defects of BAD-INPUTS.md §"Framing" (1-8).
+// Cap'n Proto defects of docs/bad-inputs.md #1-8.
 #include <shoal/codec/frame.h>
 
 #include <capnp/pretty-print.h>
@@ -72,7 +72,7 @@ TEST(FrameDecoder, LargeFrameIsReadIntoItsOwnBuffer) {
 }
 
 TEST(FrameHeader, FirstWordAllOnesIsRefused) {
-  // BAD-INPUTS 2: the segment count wraps to 0 (Cap'n Proto advisory 2026-03-12-0).
+  // docs/bad-inputs.md #2: the segment count wraps to 0 (Cap'n Proto advisory 2026-03-12-0).
   auto bytes = kj::heapArray<kj::byte>(64);
   memset(bytes.begin(), 0, bytes.size());
   putU32(bytes, 0, 0xFFFFFFFF);
@@ -111,7 +111,7 @@ TEST(FrameHeader, SegmentCountAtBelowAndAboveTheLimit) {
   Limits defaults;
   EXPECT_TRUE(decodeFrame(withSegments(ping, defaults.maxSegments), defaults).is<InboundFrame>());
   EXPECT_EQ(failureOf(withSegments(ping, defaults.maxSegments + 1)), CodecError::segmentCount);
-  EXPECT_EQ(failureOf(withSegments(ping, 512)), CodecError::segmentCount);  // BAD-INPUTS 3
+  EXPECT_EQ(failureOf(withSegments(ping, 512)), CodecError::segmentCount);  // docs/bad-inputs.md #3
   EXPECT_EQ(failureOf(withSegments(ping, 600)), CodecError::segmentCount);
 }
 
@@ -127,8 +127,8 @@ TEST(FrameHeader, FrameBytesAtBelowAndAboveTheLimit) {
 }
 
 TEST(FrameHeader, OversizeIsRefusedFromTheHeaderAlone) {
-  // BAD-INPUTS 1 and 3: a length above the limit, and sizes summing past it, are refused as soon
-  // as the table is in, before any body byte arrives or anything is allocated for it.
+  // docs/bad-inputs.md #1 and 3: a length above the limit, and sizes summing past it, are refused
+  // as soon as the table is in, before any body byte arrives or anything is allocated for it.
   struct Case {
     uint32_t count;
     uint32_t sizes[3];
@@ -209,7 +209,7 @@ kj::Array<kj::byte> rawFrame(std::initializer_list<uint64_t> words) {
 }
 
 TEST(Frame, PointersOutOfBoundsAreMalformed) {
-  // BAD-INPUTS 4. Struct pointer: offset 1000 words past a one-word segment.
+  // docs/bad-inputs.md #4. Struct pointer: offset 1000 words past a one-word segment.
   EXPECT_EQ(failureOf(rawFrame({uint64_t(1000) << 2 | 0x0001000100000000ull})),
             CodecError::malformed);
   // Negative offset pointing before the segment.
@@ -238,7 +238,7 @@ TEST(Frame, EveryStructPointerIsCheckedEvenWithoutPointerFields) {
 }
 
 TEST(Frame, ZeroSizedElementListIsNotAmplified) {
-  // BAD-INPUTS 5 (CVE-2015-2312): a list of 2^28 Void elements takes no bytes at all.
+  // docs/bad-inputs.md #5 (CVE-2015-2312): a list of 2^28 Void elements takes no bytes at all.
   auto message = samples::make(Which::HELLO);
   auto hello = capnp::AnyStruct::Builder(message->getRoot<wire::Frame>().getHello());
   hello.getPointerSection()[2].initAs<capnp::List<capnp::Void>>(1u << 28);  // features
@@ -248,7 +248,7 @@ TEST(Frame, ZeroSizedElementListIsNotAmplified) {
 }
 
 TEST(Frame, NestingAndTraversalLimits) {
-  // BAD-INPUTS 6: nesting deeper than the limit.
+  // docs/bad-inputs.md #6: nesting deeper than the limit.
   auto bytes = encodeFrame(*samples::make(Which::MANIFEST));
   EXPECT_TRUE(decodeFrame(bytes).is<InboundFrame>());
   Limits shallow;
@@ -260,7 +260,7 @@ TEST(Frame, NestingAndTraversalLimits) {
 }
 
 TEST(Frame, UnknownUnionMemberIsRefused) {
-  // BAD-INPUTS 8: a kind from a newer version.
+  // docs/bad-inputs.md #8: a kind from a newer version.
   auto message = samples::make(Which::PING);
   auto root = capnp::AnyStruct::Builder(message->getRoot<wire::Frame>());
   auto data = root.getDataSection();

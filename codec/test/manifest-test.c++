@@ -1,6 +1,6 @@
 // Manifests: the two normative digests against an independent byte-by-byte encoding, paging
 // round trips through decodeFrame() and the assembler, and every way an assembly is refused
-// (BAD-INPUTS 13 and 14 at the protocol level).
+// (docs/bad-inputs.md #13 and 14 at the protocol level).
 #include <shoal/codec/manifest.h>
 
 #include <algorithm>
@@ -484,7 +484,7 @@ TEST(ManifestAssembler, RefusesADigestThatDoesNotMatch) {
 }
 
 TEST(ManifestAssembler, RefusesAFileThatIsAlsoADirectory) {
-  // BAD-INPUTS 14: the hashes are consistent, the paths are hostile.
+  // docs/bad-inputs.md #14: the hashes are consistent, the paths are hostile.
   auto files = kj::arr(FileInfo{kj::str("a"), 10, 0644}, FileInfo{kj::str("a-b"), 0, 0644},
                        FileInfo{kj::str("a/b"), 10, 0644});
   auto m = makeManifest(kj::str("x"), 4096, kj::mv(files),

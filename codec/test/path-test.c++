@@ -1,4 +1,5 @@
-// Path rules: a table of accepted and rejected paths (BAD-INPUTS 9, 10), item ids, and UTF-8.
+// Path rules: a table of accepted and rejected paths (docs/bad-inputs.md #9, 10), item ids, and
+// UTF-8.
 #include <shoal/codec/path.h>
 
 #include <gtest/gtest.h>

@@ -159,7 +159,8 @@ struct KeyParts {
 };
 
 KeyParts partsOf(gnutls_x509_privkey_t key) {
-  // PKCS#8 is what gnutls_certificate_set_rawpk_key_mem() accepts for Ed25519 (KJ-NOTES).
+  // PKCS#8 is what gnutls_certificate_set_rawpk_key_mem() accepts for Ed25519
+  // (docs/dependencies.md).
   gnutls_datum_t pkcs8;
   check(gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_DER, nullptr, GNUTLS_PKCS_PLAIN,
                                           &pkcs8),

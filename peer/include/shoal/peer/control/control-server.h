@@ -1,6 +1,6 @@
 // The control API (schema/control.capnp) over a Unix socket in the state folder, mode 0600:
 // `shoal ls | peers | status | stop` and the conformance runner drive a running peer through it.
-// Local only — Cap'n Proto RPC is not hardened against resource exhaustion (KJ-NOTES.md).
+// Local only — Cap'n Proto RPC is not hardened against resource exhaustion (docs/dependencies.md).
 #pragma once
 
 #include <kj/async-io.h>

@@ -1,6 +1,7 @@
 // The persistent index cache, <stateDir>/index-cache: (item, path, size, mtime, ctime, inode,
 // chunkSize) -> chunk digests, so a restart with an unchanged library re-hashes nothing. Only a
-// hint: a corrupt file is ignored, an entry used only while every field matches (BAD-INPUTS 26).
+// hint: a corrupt file is ignored, an entry used only while every field matches (docs/bad-inputs.md
+// #26).
 #pragma once
 
 #include <kj/array.h>

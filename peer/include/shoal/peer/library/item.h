@@ -1,6 +1,6 @@
 // One indexed item: its ItemEntry facts, its manifest, and the stat of every file as it was hashed,
-// so that a file changed since can be refused before a byte of it is served (BAD-INPUTS 27,
-// docs/protocol.md [CHK-3]). Immutable once built; shared by the event loop and scan workers.
+// so that a file changed since can be refused before a byte of it is served (docs/bad-inputs.md
+// #27, docs/protocol.md [CHK-3]). Immutable once built; shared by the event loop and scan workers.
 #pragma once
 
 #include <stdint.h>
