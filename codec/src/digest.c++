@@ -67,4 +67,13 @@ Digest sha256(kj::ArrayPtr<const kj::byte> data) {
   return d;
 }
 
+uint64_t randomNonZero() {
+  uint64_t value = 0;
+  while (value == 0) {
+    int rc = gnutls_rnd(GNUTLS_RND_NONCE, &value, sizeof(value));
+    KJ_ASSERT(rc == 0, "gnutls_rnd failed", gnutls_strerror(rc));
+  }
+  return value;
+}
+
 }  // namespace shoal::codec

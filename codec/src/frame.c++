@@ -8,6 +8,11 @@ namespace shoal::codec {
 
 namespace {
 
+// The segment table must always fit in staging: the count and 4 bytes per segment, padded to a
+// word, for up to kMaxSegmentsCeiling segments.
+constexpr size_t kMinStagingBytes = 4096;
+static_assert(kMinStagingBytes >= (kMaxSegmentsCeiling + 2) / 2 * 8);
+
 uint32_t readU32(const kj::byte* p) {
   return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
 }
@@ -18,7 +23,7 @@ kj::Maybe<kj::OneOf<size_t, Failure>> parseFrameHeader(kj::ArrayPtr<const kj::by
                                                        const Limits& limits) {
   if (bytes.size() < 8) return nullptr;
   // The first word is the segment count minus one; 0xFFFFFFFF wraps the count to 0, the case
-  // Cap'n Proto 0.9.2's async reader mishandles (KJ-NOTES.md).
+  // Cap'n Proto 0.9.2's async reader mishandles (docs/dependencies.md).
   uint32_t segmentCount = readU32(bytes.begin()) + 1;
   if (segmentCount == 0) {
     return kj::OneOf<size_t, Failure>(
@@ -76,9 +81,8 @@ InboundFrame::InboundFrame(kj::Array<capnp::word> wordsParam, const Limits& limi
       rootReader(reader->getRoot<wire::Frame>()) {}
 
 FrameDecoder::FrameDecoder(const Limits& limits, size_t stagingBytes)
-    : limits(limits), staging(kj::heapArray<kj::byte>(kj::max(stagingBytes, size_t(4096)))) {
-  // The segment table must always fit in staging: 4 bytes per segment plus the count.
-  KJ_ASSERT(limits.maxSegments <= 512, "maxSegments above Cap'n Proto's own cap");
+    : limits(limits), staging(kj::heapArray<kj::byte>(kj::max(stagingBytes, kMinStagingBytes))) {
+  KJ_ASSERT(limits.maxSegments <= kMaxSegmentsCeiling, "maxSegments above Cap'n Proto's own cap");
 }
 
 kj::ArrayPtr<kj::byte> FrameDecoder::writable() {

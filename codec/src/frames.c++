@@ -7,10 +7,6 @@
 
 namespace shoal::codec {
 
-namespace {
-constexpr size_t kMaxMessageBytes = 1024;  // protocol default; every peer accepts this much
-}
-
 FrameBuilder newFrame(size_t firstSegmentWords) {
   auto message = kj::heap<capnp::MallocMessageBuilder>(firstSegmentWords);
   message->initRoot<wire::Frame>();

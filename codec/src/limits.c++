@@ -7,7 +7,9 @@ kj::Maybe<kj::String> Limits::check() const {
     return kj::str("maxFrameBytes ", maxFrameBytes, " is below the protocol minimum ",
                    kMinFrameBytes);
   }
-  if (maxSegments == 0 || maxSegments > 512) return kj::str("maxSegments must be in 1..512");
+  if (maxSegments == 0 || maxSegments > kMaxSegmentsCeiling) {
+    return kj::str("maxSegments must be in 1..", kMaxSegmentsCeiling);
+  }
   if (uint64_t(maxChunkBytes) + kFrameOverheadBytes > maxFrameBytes) {
     return kj::str("maxChunkBytes ", maxChunkBytes, " does not fit a frame of ", maxFrameBytes);
   }

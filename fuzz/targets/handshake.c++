@@ -9,9 +9,13 @@
 #include <shoal/peer/session/session-core.h>
 #include <string.h>
 
+#include "session/test-peers.h"
+
 using namespace shoal;
 using namespace shoal::peer;
 using Which = wire::Frame::Which;
+using test::idOf;
+using test::requestFrame;
 
 namespace {
 
@@ -32,38 +36,6 @@ constexpr kj::Duration kUnits[4] = {1 * kj::MILLISECONDS, 100 * kj::MILLISECONDS
 constexpr wire::ErrorCode kRejectCodes[4] = {wire::ErrorCode::UNTRUSTED, wire::ErrorCode::BUSY,
                                              wire::ErrorCode::SHUTTING_DOWN,
                                              wire::ErrorCode::PROTOCOL};
-
-PeerId idOf(uint8_t seed) {
-  PeerId d;
-  for (auto& b : d.bytes)
-    b = seed;
-  return d;
-}
-
-// The same peers as session-core-test and the seed recorder: seeds name these ids.
-LocalPeer localPeer(uint8_t seed, kj::StringPtr name) {
-  auto features = kj::heapArray<kj::String>(2);
-  features[0] = kj::str("delta");
-  features[1] = kj::str(name, "-only");
-  return LocalPeer{idOf(seed), kj::str(name), kj::mv(features), codec::Summary{7, 1, idOf(0xAB)},
-                   uint64_t(seed) * 1000 + 1};
-}
-
-codec::FrameBuilder requestFrame(uint32_t n) {
-  auto frame = codec::newFrame();
-  auto root = codec::rootOf(*frame);
-  switch (n % 3) {
-    case 0: root.initGetLibrary(); break;
-    case 1: root.initGetManifest().setItemId("item"); break;
-    default: {
-      auto g = root.initGetChunk();
-      g.setItemId("item");
-      g.setManifestDigest(idOf(9).asBytes());
-      g.setLength(4096);
-    }
-  }
-  return frame;
-}
 
 bool isTerminal(wire::Frame::Reader frame) {
   switch (frame.which()) {
@@ -88,7 +60,8 @@ class Harness {
         refuse(refuse),
         refusal(refusal),
         plannedRequests(plannedRequests),
-        core(role, config, role == Role::responder ? localPeer(2, "beta") : localPeer(1, "alpha"),
+        core(role, config,
+             role == Role::responder ? test::testPeer(2, "beta") : test::testPeer(1, "alpha"),
              authenticated, now) {
     settle(now);
     if (role == Role::initiator) {

@@ -17,11 +17,14 @@
 #include <shoal/peer/session/session.h>
 #include <shoal/peer/transport/transport.h>
 
+#include "session/test-peers.h"
 #include "targets/session-fixture.h"
 
 using namespace shoal;
 using namespace shoal::peer;
 using Which = wire::Frame::Which;
+using test::idOf;
+using test::snapshotPage;
 
 namespace {
 
@@ -35,13 +38,6 @@ void writeSeed(kj::StringPtr target, kj::StringPtr name, kj::ArrayPtr<const kj::
   KJ_SYSCALL(fd = open(path.cStr(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), path);
   kj::FdOutputStream(kj::AutoCloseFd(fd)).write(bytes.begin(), bytes.size());
   ++written;
-}
-
-PeerId idOf(uint8_t seed) {
-  PeerId d;
-  for (auto& b : d.bytes)
-    b = seed;
-  return d;
 }
 
 // The frames in a recorded byte stream.
@@ -67,32 +63,6 @@ kj::Vector<kj::Array<kj::byte>> split(kj::ArrayPtr<const kj::byte> bytes) {
 // ================================================================================================
 // handshake: SessionCore pairs, as session-core-test.c++ drives them. A is the initiator.
 
-// The peers of session-core-test and of the `handshake` target.
-LocalPeer localPeer(uint8_t seed, kj::StringPtr name) {
-  auto features = kj::heapArray<kj::String>(2);
-  features[0] = kj::str("delta");
-  features[1] = kj::str(name, "-only");
-  return LocalPeer{idOf(seed), kj::str(name), kj::mv(features), codec::Summary{7, 1, idOf(0xAB)},
-                   uint64_t(seed) * 1000 + 1};
-}
-
-// What the `handshake` target's initiator requests once established, in its order.
-codec::FrameBuilder planned(uint32_t n) {
-  auto frame = codec::newFrame();
-  auto root = codec::rootOf(*frame);
-  switch (n % 3) {
-    case 0: root.initGetLibrary(); break;
-    case 1: root.initGetManifest().setItemId("item"); break;
-    default: {
-      auto g = root.initGetChunk();
-      g.setItemId("item");
-      g.setManifestDigest(idOf(9).asBytes());
-      g.setLength(4096);
-    }
-  }
-  return frame;
-}
-
 struct Sent {
   kj::Array<kj::byte> bytes;
   kj::TimePoint at;
@@ -107,8 +77,8 @@ struct CorePair {
   kj::Vector<uint64_t> incomingB;  // B's requests to answer, in order
 
   void start() {
-    a.emplace(Role::initiator, configA, localPeer(1, "alpha"), nullptr, now);
-    b.emplace(Role::responder, configB, localPeer(2, "beta"), nullptr, now);
+    a.emplace(Role::initiator, configA, test::testPeer(1, "alpha"), nullptr, now);
+    b.emplace(Role::responder, configB, test::testPeer(2, "beta"), nullptr, now);
   }
   SessionCore& A() { return KJ_ASSERT_NONNULL(a); }
   SessionCore& B() { return KJ_ASSERT_NONNULL(b); }
@@ -185,22 +155,6 @@ void handshakeSeed(kj::StringPtr name, uint8_t options, uint32_t plan,
   writeSeed("handshake", name, out);
 }
 
-codec::FrameBuilder snapshotPage(uint64_t id, uint32_t page, bool last) {
-  auto frame = codec::newFrame();
-  auto s = codec::rootOf(*frame).initLibrarySnapshot();
-  s.setId(id);
-  codec::Summary{7, 3, idOf(3)}.toWire(s.initSummary());
-  s.setPage(page);
-  s.setLast(last);
-  if (!last) {
-    auto e = s.initItems(1)[0];
-    e.setItemId(kj::str("item", page));
-    e.setName("an item");
-    e.setManifestDigest(idOf(5).asBytes());
-  }
-  return frame;
-}
-
 void recordHandshakes() {
   constexpr uint8_t responder = 0, initiator = 1, authenticated = 2, spoofed = 6, refuseBit = 8,
                     small = 0x40;
@@ -222,7 +176,7 @@ void recordHandshakes() {
     p.start();
     p.exchange();
     for (uint32_t n = 0; n < 3; ++n)
-      p.A().request(planned(n));
+      p.A().request(test::requestFrame(n));
     p.exchange();
     KJ_ASSERT(p.incomingB.size() == 3);
     p.B().answer(1, snapshotPage(1, 0, false), false);
@@ -282,7 +236,7 @@ void recordHandshakes() {
     CorePair p;
     p.start();
     p.exchange();
-    uint64_t id = p.A().request(planned(0));
+    uint64_t id = p.A().request(test::requestFrame(0));
     p.exchange();
     p.A().cancel(id);
     p.exchange();
@@ -299,7 +253,7 @@ void recordHandshakes() {
     kj::Vector<Sent> stream;
     stream.add(Sent{kj::heapArray(p.aToB[0].bytes.asPtr()), p.now});
     for (uint64_t id = 1; id <= 3; ++id) {
-      auto frame = planned(2);
+      auto frame = test::requestFrame(2);
       codec::setRequestId(codec::rootOf(*frame), id);
       stream.add(Sent{codec::encodeFrame(*frame), p.now});
     }
@@ -310,7 +264,7 @@ void recordHandshakes() {
     CorePair p;
     p.start();
     p.exchange();
-    p.A().request(planned(0));
+    p.A().request(test::requestFrame(0));
     p.exchange();
     p.B().goodbye(wire::GoodbyeReason::SHUTDOWN, "stopping", p.now);
     p.B().answer(1, snapshotPage(1, 0, true), true);
@@ -341,7 +295,7 @@ void recordHandshakes() {
     handshakeSeed("error-first-to-initiator", initiator, 0, error);
     kj::Vector<Sent> range;
     range.add(Sent{kj::mv(hello), p.now});
-    auto frame = planned(2);
+    auto frame = test::requestFrame(2);
     codec::rootOf(*frame).getGetChunk().setLength(0);
     codec::setRequestId(codec::rootOf(*frame), 1);
     range.add(Sent{codec::encodeFrame(*frame), p.now});

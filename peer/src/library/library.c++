@@ -1,7 +1,5 @@
 #include <shoal/peer/library/library.h>
 
-#include <gnutls/crypto.h>
-
 #include <algorithm>
 
 #include <kj/debug.h>
@@ -30,15 +28,6 @@ codec::Digest digestOf(kj::ArrayPtr<const ItemRef> sorted) {
 }
 
 }  // namespace
-
-uint64_t randomEpoch() {
-  uint64_t epoch = 0;
-  while (epoch == 0) {
-    int rc = gnutls_rnd(GNUTLS_RND_NONCE, &epoch, sizeof(epoch));
-    KJ_ASSERT(rc == 0, "gnutls_rnd failed", gnutls_strerror(rc));
-  }
-  return epoch;
-}
 
 Library::Library(uint64_t epoch, uint32_t historyRevs) : historyRevs(historyRevs) {
   KJ_REQUIRE(epoch != 0, "epoch 0 means nothing held on the wire");

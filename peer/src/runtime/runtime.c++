@@ -3,7 +3,6 @@
 #include <shoal/peer/runtime/runtime.h>
 
 #include <fcntl.h>
-#include <gnutls/crypto.h>
 #include <kj/debug.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -13,15 +12,6 @@
 namespace shoal::peer {
 
 namespace {
-
-uint64_t randomNonZero() {
-  uint64_t value = 0;
-  while (value == 0) {
-    int rc = gnutls_rnd(GNUTLS_RND_NONCE, &value, sizeof(value));
-    KJ_ASSERT(rc == 0, "gnutls_rnd failed", gnutls_strerror(rc));
-  }
-  return value;
-}
 
 kj::String hostName() {
   char name[256] = {};
@@ -63,12 +53,12 @@ Runtime::Runtime(RuntimeConfig configParam, kj::AsyncIoContext& io, EventBus& bu
       timer(io.provider->getTimer()),
       bus(bus),
       startedAt(timer.now()),
-      instanceId(randomNonZero()),
+      instanceId(codec::randomNonZero()),
       stopStartedAt(startedAt),
       rootFd(openRoot(config.libraryDir)),
       identity(Identity::loadOrCreate(config.stateDir)),
       stateLock(lockStateDir(config.stateDir)),
-      library(library::randomEpoch(), config.historyRevs),
+      library(codec::randomNonZero(), config.historyRevs),
       peers(identity->id()),
       supervisor(timer, *this),
       tasks(taskErrors),

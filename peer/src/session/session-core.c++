@@ -179,20 +179,24 @@ void SessionCore::close(CloseReason reason, kj::StringPtr detail) {
   events.add(event::Closed{reason, kj::heapString(detail)});
 }
 
-void SessionCore::failAllOutgoing(wire::ErrorCode code, kj::StringPtr message) {
-  for (auto& entry : outgoing) {
-    if (!entry.value.cancelled) {
-      events.add(event::RequestFailed{entry.key, code, kj::heapString(message), 0, true});
-    }
-  }
-  clearMap(outgoing);
+void SessionCore::failLocally(uint64_t id, wire::ErrorCode code, kj::StringPtr message) {
+  events.add(event::RequestFailed{id, code, kj::heapString(message), 0, true});
+}
+
+void SessionCore::failQueued(wire::ErrorCode code, kj::StringPtr message) {
   for (size_t i = queuedHead; i < queued.size(); ++i) {
-    if (queued[i].frame.get() != nullptr) {
-      events.add(event::RequestFailed{queued[i].id, code, kj::heapString(message), 0, true});
-    }
+    if (queued[i].frame.get() != nullptr) failLocally(queued[i].id, code, message);
   }
   queued.clear();
   queuedHead = 0;
+}
+
+void SessionCore::failAllOutgoing(wire::ErrorCode code, kj::StringPtr message) {
+  for (auto& entry : outgoing) {
+    if (!entry.value.cancelled) failLocally(entry.key, code, message);
+  }
+  clearMap(outgoing);
+  failQueued(code, message);
 }
 
 void SessionCore::abort(wire::ErrorCode code, kj::StringPtr message) {
@@ -203,22 +207,44 @@ void SessionCore::abort(wire::ErrorCode code, kj::StringPtr message) {
 
 // --- handshake ----------------------------------------------------------------------------------
 
+// Hello and HelloAck introduce their sender with the same fields: who it is, what it holds and
+// what it accepts.
+template <typename Builder>
+void SessionCore::introduce(Builder out, kj::ArrayPtr<const kj::String> features) const {
+  out.setPeerId(local.id.asBytes());
+  out.setName(local.name);
+  auto list = out.initFeatures(features.size());
+  for (auto i : kj::indices(features))
+    list.set(i, features[i]);
+  local.library.toWire(out.initLibrary());
+  auto limits = out.initLimits();
+  limits.setMaxFrameBytes(config.limits.maxFrameBytes);
+  limits.setMaxInFlight(config.maxInFlight);
+  limits.setMaxChunkBytes(config.limits.maxChunkBytes);
+  out.setInstanceId(local.instanceId);
+}
+
+// The other side as its Hello or HelloAck introduced it; features already intersected with ours.
+template <typename Reader>
+RemotePeer SessionCore::introduced(Reader in, uint16_t version) const {
+  auto limits = in.getLimits();
+  return RemotePeer{KJ_ASSERT_NONNULL(codec::Digest::from(in.getPeerId())),
+                    kj::heapString(in.getName()),
+                    intersect(local.features, in.getFeatures()),
+                    codec::Summary::fromWire(in.getLibrary()),
+                    limits.getMaxFrameBytes(),
+                    limits.getMaxInFlight(),
+                    limits.getMaxChunkBytes(),
+                    in.getInstanceId(),
+                    version};
+}
+
 void SessionCore::sendHello() {
   auto frame = codec::newFrame();
   auto hello = rootOf(*frame).initHello();
   hello.setVersionMin(config.versionMin);
   hello.setVersionMax(config.versionMax);
-  hello.setPeerId(local.id.asBytes());
-  hello.setName(local.name);
-  auto features = hello.initFeatures(local.features.size());
-  for (auto i : kj::indices(local.features))
-    features.set(i, local.features[i]);
-  local.library.toWire(hello.initLibrary());
-  auto limits = hello.initLimits();
-  limits.setMaxFrameBytes(config.limits.maxFrameBytes);
-  limits.setMaxInFlight(config.maxInFlight);
-  limits.setMaxChunkBytes(config.limits.maxChunkBytes);
-  hello.setInstanceId(local.instanceId);
+  introduce(hello, local.features);
   send(kj::mv(frame));
 }
 
@@ -254,18 +280,8 @@ void SessionCore::onHello(wire::Hello::Reader hello) {
                         ", the peer ", hello.getVersionMin(), "..", hello.getVersionMax()));
     return;
   }
-  auto claimed = KJ_ASSERT_NONNULL(codec::Digest::from(hello.getPeerId()));
-  auto limits = hello.getLimits();
-  peer = RemotePeer{claimed,
-                    kj::heapString(hello.getName()),
-                    intersect(local.features, hello.getFeatures()),
-                    codec::Summary::fromWire(hello.getLibrary()),
-                    limits.getMaxFrameBytes(),
-                    limits.getMaxInFlight(),
-                    limits.getMaxChunkBytes(),
-                    hello.getInstanceId(),
-                    chosen};
-  if (!identityMatches(claimed, "Hello")) return;
+  auto& introduction = peer.emplace(introduced(hello, chosen));
+  if (!identityMatches(introduction.id, "Hello")) return;
   currentState = State::awaitingVerdict;
   events.add(event::HelloReceived{copyOf(KJ_ASSERT_NONNULL(peer))});
 }
@@ -276,17 +292,7 @@ void SessionCore::acceptHello(kj::TimePoint now) {
   auto frame = codec::newFrame();
   auto ack = rootOf(*frame).initHelloAck();
   ack.setVersion(remote.version);
-  ack.setPeerId(local.id.asBytes());
-  ack.setName(local.name);
-  auto features = ack.initFeatures(remote.features.size());
-  for (auto i : kj::indices(remote.features))
-    features.set(i, remote.features[i]);
-  local.library.toWire(ack.initLibrary());
-  auto limits = ack.initLimits();
-  limits.setMaxFrameBytes(config.limits.maxFrameBytes);
-  limits.setMaxInFlight(config.maxInFlight);
-  limits.setMaxChunkBytes(config.limits.maxChunkBytes);
-  ack.setInstanceId(local.instanceId);
+  introduce(ack, remote.features);  // [FR-18]: exactly the common features
   send(kj::mv(frame));
   lastReceived = now;
   established();
@@ -297,7 +303,7 @@ void SessionCore::rejectHello(wire::ErrorCode code, kj::StringPtr message) {
   auto frame = codec::newFrame();
   auto reject = rootOf(*frame).initReject();
   reject.setCode(code);
-  reject.setMessage(codec::sanitizeText(message, 1024));
+  reject.setMessage(codec::sanitizeText(message, codec::kMaxMessageBytes));
   reject.setVersionMin(config.versionMin);
   reject.setVersionMax(config.versionMax);
   send(kj::mv(frame));
@@ -312,18 +318,8 @@ void SessionCore::onHelloAck(wire::HelloAck::Reader ack) {
                   config.versionMax));
     return;
   }
-  auto claimed = KJ_ASSERT_NONNULL(codec::Digest::from(ack.getPeerId()));
-  auto limits = ack.getLimits();
-  peer = RemotePeer{claimed,
-                    kj::heapString(ack.getName()),
-                    intersect(local.features, ack.getFeatures()),
-                    codec::Summary::fromWire(ack.getLibrary()),
-                    limits.getMaxFrameBytes(),
-                    limits.getMaxInFlight(),
-                    limits.getMaxChunkBytes(),
-                    ack.getInstanceId(),
-                    version};
-  if (!identityMatches(claimed, "HelloAck")) return;
+  auto& introduction = peer.emplace(introduced(ack, version));
+  if (!identityMatches(introduction.id, "HelloAck")) return;
   established();
 }
 
@@ -527,8 +523,7 @@ uint64_t SessionCore::request(kj::Own<capnp::MessageBuilder> frame) {
   KJ_ASSERT(codec::isRequest(root.which()), "request() takes GetLibrary, GetManifest or GetChunk");
   codec::setRequestId(root, id);
   if (currentState == State::closed || currentState == State::draining) {
-    events.add(event::RequestFailed{id, wire::ErrorCode::SHUTTING_DOWN,
-                                    kj::str("the connection is closing"), 0, true});
+    failLocally(id, wire::ErrorCode::SHUTTING_DOWN, "the connection is closing");
     return id;
   }
   queued.add(Queued{id, kj::mv(frame)});
@@ -636,19 +631,11 @@ void SessionCore::onGoodbye(wire::Goodbye::Reader goodbye, kj::TimePoint now) {
   }
   for (auto id : dropped) {
     if (!KJ_ASSERT_NONNULL(outgoing.find(id)).cancelled) {
-      events.add(event::RequestFailed{id, wire::ErrorCode::SHUTTING_DOWN,
-                                      kj::str("not processed: the peer said Goodbye"), 0, true});
+      failLocally(id, wire::ErrorCode::SHUTTING_DOWN, "not processed: the peer said Goodbye");
     }
     outgoing.erase(id);
   }
-  for (size_t i = queuedHead; i < queued.size(); ++i) {
-    if (queued[i].frame.get() != nullptr) {
-      events.add(event::RequestFailed{queued[i].id, wire::ErrorCode::SHUTTING_DOWN,
-                                      kj::str("the peer said Goodbye"), 0, true});
-    }
-  }
-  queued.clear();
-  queuedHead = 0;
+  failQueued(wire::ErrorCode::SHUTTING_DOWN, "the peer said Goodbye");
   if (currentState == State::established) currentState = State::draining;
   if (drainDeadline == nullptr) drainDeadline = now + config.drainTimeout;
 }
@@ -670,18 +657,10 @@ void SessionCore::goodbye(wire::GoodbyeReason reason, kj::StringPtr message, kj:
     if (!entry.value.cancelled) {
       entry.value.cancelled = true;
       send(codec::cancelFrame(entry.key));
-      events.add(event::RequestFailed{entry.key, wire::ErrorCode::SHUTTING_DOWN,
-                                      kj::str("withdrawn: we said Goodbye"), 0, true});
+      failLocally(entry.key, wire::ErrorCode::SHUTTING_DOWN, "withdrawn: we said Goodbye");
     }
   }
-  for (size_t i = queuedHead; i < queued.size(); ++i) {
-    if (queued[i].frame.get() != nullptr) {
-      events.add(event::RequestFailed{queued[i].id, wire::ErrorCode::SHUTTING_DOWN,
-                                      kj::str("withdrawn: we said Goodbye"), 0, true});
-    }
-  }
-  queued.clear();
-  queuedHead = 0;
+  failQueued(wire::ErrorCode::SHUTTING_DOWN, "withdrawn: we said Goodbye");
   currentState = State::draining;
   auto deadline = now + config.drainTimeout;
   KJ_IF_MAYBE (d, drainDeadline) {

@@ -1,7 +1,7 @@
 // The scan and the index cache on real folders: what becomes an item, what is left out and why,
 // that no symlink is ever followed, that a restart re-hashes nothing, that a touched file is
 // re-hashed alone, that a corrupt cache is survived, and that files changing under the scan or
-// after it are never described or served as their old content (BAD-INPUTS 26, 27).
+// after it are never described or served as their old content (docs/bad-inputs.md #26, 27).
 #include <shoal/peer/library/scanner.h>
 
 #include <fcntl.h>
@@ -175,7 +175,7 @@ TEST(ScannerSpec, KnownDigestsFromTheSpec) {
             "23189a4d1a7024bedfd866f583471068334ffb2a68c2e9197821018e47103347");
   EXPECT_EQ(codec::toHex(r.items[1]->info.manifestDigest),
             "13b8ef1b89558eeb0c9c5b5a86a600095cf451fee1da4c72e6ad8faf7c47a7b7");
-  Library library(randomEpoch());
+  Library library(codec::randomNonZero());
   library.update(kj::mv(r.items));
   EXPECT_EQ(codec::toHex(library.summary().digest),
             "698974059677854eeb52b65e0f3379377f9f645e0af48d83556c58f916487f22");
@@ -366,7 +366,7 @@ TEST_F(Scanner, StopFlagEndsTheScanIncomplete) {
 }
 
 TEST_F(Scanner, ServingRefusesAFileChangedSinceItWasHashed) {
-  // BAD-INPUTS 27 at serve time.
+  // docs/bad-inputs.md #27 at serve time.
   IndexCache cache;
   auto r = scan(cache);
   auto& game = itemOf(r, "game");

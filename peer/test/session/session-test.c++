@@ -8,15 +8,12 @@
 #include <kj/map.h>
 #include <shoal/codec/frames.h>
 
+#include "test-peers.h"
+
 namespace shoal::peer {
 namespace {
 
-PeerId idOf(uint8_t b) {
-  PeerId id;
-  for (auto& x : id.bytes)
-    x = b;
-  return id;
-}
+using test::idOf;
 
 LocalPeer local(uint8_t seed) {
   return LocalPeer{idOf(seed), kj::str("peer-", seed), nullptr, codec::Summary{5, 1, idOf(0)},
@@ -96,14 +93,7 @@ struct Fixture {
   Session& B() { return *KJ_ASSERT_NONNULL(b); }
   bool ended(kj::Maybe<kj::Promise<void>>& run) { return KJ_ASSERT_NONNULL(run).poll(ws); }
 
-  codec::FrameBuilder getChunk(uint32_t length) {
-    auto frame = codec::newFrame();
-    auto g = codec::rootOf(*frame).initGetChunk();
-    g.setItemId("item");
-    g.setManifestDigest(idOf(4).asBytes());
-    g.setLength(length);
-    return frame;
-  }
+  codec::FrameBuilder getChunk(uint32_t length) { return test::getChunkRequest(length); }
 };
 
 TEST(Session, HandshakeRequestAndGoodbyeDrainEndBothRuns) {
@@ -234,7 +224,7 @@ TEST(Session, APeerThatDoesNotReadStallsItselfNotOurMemory) {
 }
 
 TEST(Session, SilentPeerHitsTheHandshakeDeadline) {
-  // A responder facing a connection that never sends Hello: slowloris (BAD-INPUTS 7).
+  // A responder facing a connection that never sends Hello: slowloris (docs/bad-inputs.md #7).
   Fixture f;
   auto pipe = kj::newTwoWayPipe();
   auto silent = kj::mv(pipe.ends[0]);

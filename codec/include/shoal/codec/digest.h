@@ -1,4 +1,5 @@
-// SHA-256 through GnuTLS, and the fixed-size Digest value every id and hash on the wire uses.
+// SHA-256 through GnuTLS, the fixed-size Digest value every id and hash on the wire uses, and the
+// random ids the protocol needs.
 #pragma once
 
 #include <stdint.h>
@@ -42,6 +43,10 @@ class Sha256 {
 };
 
 Digest sha256(kj::ArrayPtr<const kj::byte> data);
+
+// A random non-zero 64-bit value from GnuTLS's nonce generator: library epochs ([LIB-5]) and
+// instance ids ([HS-16]), for which 0 means "none" on the wire.
+uint64_t randomNonZero();
 
 // For kj::str() and KJ_LOG.
 inline kj::String KJ_STRINGIFY(const Digest& d) {

@@ -58,10 +58,6 @@ class FrameDecoder {
   size_t pendingBytes() const;
 
  private:
-  struct Header {
-    size_t totalBytes;  // segment table included
-  };
-  kj::Maybe<kj::OneOf<Header, Failure>> parseHeader() const;
   DecodeResult decode(kj::Array<capnp::word> words);
   DecodeResult failWith(Failure failure);
 

@@ -13,6 +13,10 @@ namespace shoal::codec {
 constexpr uint32_t kDigestBytes = 32;
 constexpr uint32_t kMinFrameBytes = 64 * 1024;  // no peer may announce less ([FR-6])
 constexpr uint32_t kFrameOverheadBytes = 4096;  // room for a Chunk's fields besides its data
+// Cap'n Proto's own reader refuses 512 segments or more: no configuration may go higher.
+constexpr uint32_t kMaxSegmentsCeiling = 512;
+// Longest Error / Goodbye / Reject message the protocol fixes (Table 1); what we send is cut to it.
+constexpr uint32_t kMaxMessageBytes = 1024;
 // Largest Manifest.chunkSize anyone sends ([MAN-16]).
 constexpr uint32_t kMaxChunkSize = 4 * 1024 * 1024;
 // Path limits the protocol fixes ([MAN-6]): local limits may be lower, never higher, or we would
@@ -34,7 +38,7 @@ struct Limits {
   uint32_t maxComponentBytes = 255;
   uint32_t maxPathDepth = 64;
   uint32_t maxNameBytes = 256;
-  uint32_t maxMessageBytes = 1024;
+  uint32_t maxMessageBytes = kMaxMessageBytes;
   uint32_t maxFeatures = 32;
   uint32_t maxFeatureBytes = 64;
 

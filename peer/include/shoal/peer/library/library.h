@@ -24,9 +24,6 @@ struct LibraryAnswer {
   kj::Array<kj::String> removals;        // delta: ids present at fromRev and gone now. Ascending.
 };
 
-// A random non-zero epoch ([LIB-5]).
-uint64_t randomEpoch();
-
 // Event-loop state, not thread-safe. Items are shared (kj::Own<const Item>) with whoever serves
 // them, so an update never invalidates a file being served from the previous set.
 class Library {

@@ -241,8 +241,14 @@ class SessionCore {
   void sendError(uint64_t id, wire::ErrorCode code, kj::StringPtr message, uint32_t retryAfterMs);
   void protocolError(kj::StringPtr message, wire::ErrorCode code = wire::ErrorCode::PROTOCOL);
   void close(CloseReason reason, kj::StringPtr detail);
+  void failLocally(uint64_t id, wire::ErrorCode code, kj::StringPtr message);
+  void failQueued(wire::ErrorCode code, kj::StringPtr message);
   void failAllOutgoing(wire::ErrorCode code, kj::StringPtr message);
 
+  template <typename Builder>
+  void introduce(Builder out, kj::ArrayPtr<const kj::String> features) const;
+  template <typename Reader>
+  RemotePeer introduced(Reader in, uint16_t version) const;
   void sendHello();
   void onHello(wire::Hello::Reader hello);
   void onHelloAck(wire::HelloAck::Reader ack);
