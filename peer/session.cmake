@@ -13,3 +13,9 @@ shoal_test(session-core-test unit
 shoal_test(session-test unit
   SOURCES test/session/session-test.c++
   LIBS shoal-session)
+
+# Appendix A of docs/protocol.md, recorded from two Sessions and compared with the document.
+shoal_test(transcript-test unit
+  SOURCES test/session/transcript-test.c++
+  LIBS shoal-runtime CapnProto::capnpc)
+target_compile_definitions(transcript-test PRIVATE SHOAL_SOURCE_DIR="${PROJECT_SOURCE_DIR}")

@@ -99,8 +99,17 @@ class Validator {
       return bad(CodecError::badField,
                  kj::str("limits.maxFrameBytes ", l.getMaxFrameBytes(), " below ", kMinFrameBytes));
     }
-    return nonZero(l.getMaxInFlight(), "limits.maxInFlight") &&
-           nonZero(l.getMaxChunkBytes(), "limits.maxChunkBytes");
+    if (!nonZero(l.getMaxInFlight(), "limits.maxInFlight") ||
+        !nonZero(l.getMaxChunkBytes(), "limits.maxChunkBytes")) {
+      return false;
+    }
+    // [FR-19]: a Chunk of maxChunkBytes must fit in one of the announcer's own frames.
+    if (uint64_t(l.getMaxChunkBytes()) + kFrameOverheadBytes > l.getMaxFrameBytes()) {
+      return bad(CodecError::badField,
+                 kj::str("limits.maxChunkBytes ", l.getMaxChunkBytes(), " does not fit frames of ",
+                         l.getMaxFrameBytes(), " bytes"));
+    }
+    return true;
   }
 
   bool item(wire::ItemEntry::Reader e) {

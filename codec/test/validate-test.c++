@@ -1,5 +1,5 @@
 // Message validation: every field rule of every kind rejects with the right typed error, and the
-// error maps to the right wire code (BAD-INPUTS 13-15 at the codec level).
+// error maps to the right wire code (docs/bad-inputs.md #13-15 at the codec level).
 #include <shoal/codec/validate.h>
 
 #include <kj/function.h>
@@ -64,8 +64,24 @@ TEST(Validate, Hello) {
             CodecError::badDigest);
   EXPECT_EQ(errorOf(Which::HELLO, [&](auto f) { h(f).getLimits().setMaxFrameBytes(65535); }),
             CodecError::badField);
-  EXPECT_EQ(check(Which::HELLO, [&](auto f) { h(f).getLimits().setMaxFrameBytes(65536); }),
+  EXPECT_EQ(check(Which::HELLO,
+                  [&](auto f) {
+                    h(f).getLimits().setMaxFrameBytes(65536);
+                    h(f).getLimits().setMaxChunkBytes(65536 - kFrameOverheadBytes);
+                  }),
             nullptr);
+  // [FR-19]: a chunk of maxChunkBytes must fit the announcer's own frames.
+  EXPECT_EQ(errorOf(Which::HELLO,
+                    [&](auto f) {
+                      h(f).getLimits().setMaxFrameBytes(65536);
+                      h(f).getLimits().setMaxChunkBytes(65536 - kFrameOverheadBytes + 1);
+                    }),
+            CodecError::badField);
+  EXPECT_EQ(errorOf(Which::HELLO, [&](auto f) { h(f).getLimits().setMaxChunkBytes(UINT32_MAX); }),
+            CodecError::badField);
+  EXPECT_EQ(errorOf(Which::HELLO_ACK,
+                    [&](auto f) { f.getHelloAck().getLimits().setMaxFrameBytes(65536); }),
+            CodecError::badField);
   EXPECT_EQ(errorOf(Which::HELLO, [&](auto f) { h(f).getLimits().setMaxInFlight(0); }),
             CodecError::badField);
   EXPECT_EQ(errorOf(Which::HELLO, [&](auto f) { h(f).getLimits().setMaxChunkBytes(0); }),
@@ -163,8 +179,8 @@ TEST(Validate, Library) {
 }
 
 TEST(Validate, Manifest) {
-  // BAD-INPUTS 13 and 14: sizes, chunk size, counts and hash lengths; hostile paths are refused
-  // whatever the hashes say.
+  // docs/bad-inputs.md #13 and 14: sizes, chunk size, counts and hash lengths; hostile paths are
+  // refused whatever the hashes say.
   auto m = [](auto f) {
     return f.getManifest();
   };
@@ -198,7 +214,7 @@ TEST(Validate, Manifest) {
 }
 
 TEST(Validate, ChunkRangesAreRequestLevel) {
-  // BAD-INPUTS 15: length 0, above the maximum, and offset + length overflowing.
+  // docs/bad-inputs.md #15: length 0, above the maximum, and offset + length overflowing.
   auto g = [](auto f) {
     return f.getGetChunk();
   };

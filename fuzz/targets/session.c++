@@ -15,11 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "session/test-peers.h"
 #include "targets/session-fixture.h"
 
 using namespace shoal;
 using namespace shoal::peer;
 using Which = wire::Frame::Which;
+using test::idOf;
 using wire::ErrorCode;
 
 namespace {
@@ -62,12 +64,6 @@ fuzz::LibraryFixture* world = nullptr;
 bool tracing = false;      // SHOAL_FUZZ_TRACE: print the conversation (to read a crash)
 size_t largestAnswer = 0;  // bytes: the biggest answer the library can give to one request
 
-PeerId idOf(uint8_t seed) {
-  PeerId d;
-  for (auto& b : d.bytes)
-    b = seed;
-  return d;
-}
 const PeerId kResponderId = idOf(2);
 const PeerId kInitiatorId = idOf(1);
 
@@ -498,6 +494,7 @@ class Conversation {
   bool goodbyeSent = false;
   kj::TimePoint goodbyeAt = kj::origin<kj::TimePoint>();
   uint32_t maxFrameBytes = codec::kMinFrameBytes;  // ours, as our Hello announced it
+  uint32_t maxChunkBytes = 1;                      // ours, likewise
   kj::HashMap<uint64_t, Request> requests;
   kj::Vector<uint64_t> pingNonces;
 
@@ -539,9 +536,13 @@ class Conversation {
     hello.initFeatures(1).set(0, "delta");
     codec::Summary{1, 1, idOf(0xcd)}.toWire(hello.initLibrary());
     auto limits = hello.initLimits();
-    limits.setMaxFrameBytes(kFrameLimits[(choices >> 3) & 3]);
+    uint32_t frameLimit = kFrameLimits[(choices >> 3) & 3];
+    limits.setMaxFrameBytes(frameLimit);
     limits.setMaxInFlight(kInFlightLimits[(choices >> 5) & 3]);
-    limits.setMaxChunkBytes((choices & 0x80) ? 4096 : 4 << 20);
+    // [FR-19]: as large as the frames allow (the 64 KiB - 1 frames are invalid anyway).
+    limits.setMaxChunkBytes(
+        (choices & 0x80) ? 4096
+                         : kj::min(uint32_t(4) << 20, frameLimit - codec::kFrameOverheadBytes));
     hello.setInstanceId(99);
     emitFrame(*frame);
   }
@@ -764,6 +765,7 @@ class Conversation {
           established = true;
           lastReceived = now;
           maxFrameBytes = hello.getLimits().getMaxFrameBytes();
+          maxChunkBytes = hello.getLimits().getMaxChunkBytes();
         }
       } else if (kind == Which::ERROR && root.getError().getId() == 0) {
         expect(Ending::peerError, nullptr, "Error{0} from us");
@@ -879,6 +881,7 @@ class Conversation {
       if (r.fileIndex >= manifest.files.size()) return ErrorCode::NOT_FOUND;
       uint64_t size = manifest.files[r.fileIndex].size;
       if (r.offset > size || r.length > size - r.offset) return ErrorCode::RANGE;
+      if (r.length > maxChunkBytes) return ErrorCode::RANGE;  // [CHK-4]: above what we announced
       auto& file = KJ_ASSERT_NONNULL(world->file(r.itemId, r.fileIndex));
       if (file.swapped) return ErrorCode::STALE;  // [CHK-3]: no longer the file hashed
       // Table 4 #7: the Chunk frame must fit our limit. A responder may keep a margin for the

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -121,6 +122,20 @@ OpenResult walkBeneath(int dirFd, kj::StringPtr path, int flags, mode_t mode) {
 }
 
 OpenResult viaOpenat2(int dirFd, kj::StringPtr path, int flags, mode_t mode) {
+  if (path.size() >= PATH_MAX) {
+    // One call takes at most PATH_MAX - 1 bytes, and [MAN-6] allows paths of 4096: resolve a
+    // leading part to a folder first. Both steps stay beneath, the second one beneath a folder
+    // that is itself beneath.
+    size_t cut = PATH_MAX - 1;
+    while (cut > 0 && path[cut] != '/')
+      --cut;
+    KJ_ASSERT(cut > 0, "checkPath() let a component above PATH_MAX through");
+    auto head = kj::heapString(path.slice(0, cut));
+    int fd = openat2Beneath(dirFd, head.cStr(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    if (fd < 0) return failureOf(errno);
+    kj::AutoCloseFd folder(fd);
+    return viaOpenat2(folder, path.slice(cut + 1), flags, mode);
+  }
   int fd = openat2Beneath(dirFd, path.cStr(), safeFlags(flags), mode);
   if (fd < 0) return failureOf(errno);
   return kj::AutoCloseFd(fd);
@@ -143,15 +158,29 @@ OpenResult checkType(kj::AutoCloseFd fd, int flags) {
 
 }  // namespace
 
+bool kernelHasOpenat2() {
+  // A probe that needs no file: an empty open_how on an empty path fails with ENOENT where the
+  // call exists, ENOSYS where it does not.
+  struct open_how how;
+  memset(&how, 0, sizeof(how));
+  int fd = int(syscall(SYS_openat2, AT_FDCWD, "", &how, sizeof(how)));
+  if (fd >= 0) close(fd);
+  return fd >= 0 || errno != ENOSYS;
+}
+
 OpenResult openBeneath(int dirFd, kj::StringPtr relativePath, int flags, Resolver resolver,
                        mode_t createMode, const codec::Limits& limits) {
   if (codec::checkPath(relativePath, limits) != nullptr) return OpenFailure{OpenError::badPath, 0};
 
   OpenResult result = OpenFailure{OpenError::other, ENOSYS};
-  if (resolver == Resolver::automatic && !openat2Missing.load(std::memory_order_relaxed)) {
+  bool tryOpenat2 =
+      resolver == Resolver::openat2 ||
+      (resolver == Resolver::automatic && !openat2Missing.load(std::memory_order_relaxed));
+  if (tryOpenat2) {
     result = viaOpenat2(dirFd, relativePath, flags, createMode);
     KJ_IF_MAYBE (f, result.tryGet<OpenFailure>()) {
       if (f->errnum == ENOSYS) {
+        if (resolver == Resolver::openat2) return result;
         openat2Missing.store(true, std::memory_order_relaxed);
         KJ_LOG(WARNING, "openat2() unavailable; opening files by an O_NOFOLLOW walk instead");
         result = walkBeneath(dirFd, relativePath, flags, createMode);

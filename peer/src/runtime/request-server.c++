@@ -89,7 +89,12 @@ kj::Array<FrameBuilder> RequestServer::getChunk(uint64_t id, wire::GetChunk::Rea
   uint64_t size = manifest.files[index].size;
   uint64_t offset = request.getOffset();
   uint32_t length = request.getLength();
-  // The codec already bounded length by maxChunkBytes and offset + length by 2^50.
+  // Table 4 #5. The codec already bounded length by our maxChunkBytes and offset + length by 2^50;
+  // the size compared is the manifest's, a file changed on disk is check 6 ([CHK-12]).
+  if (length > peer.maxChunkBytes) {
+    return error(id, wire::ErrorCode::RANGE,
+                 kj::str("length ", length, " above your maxChunkBytes of ", peer.maxChunkBytes));
+  }
   if (offset > size || length > size - offset) {
     return error(id, wire::ErrorCode::RANGE,
                  kj::str("range ", offset, "+", length, " beyond the file's ", size, " bytes"));

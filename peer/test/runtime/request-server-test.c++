@@ -30,12 +30,13 @@ kj::Array<kj::byte> pattern(size_t size, uint8_t seed) {
   return bytes;
 }
 
+// A requester as a valid Hello describes it: its chunks fit its frames ([FR-19]).
 RemotePeer peerWithFrames(uint32_t maxFrameBytes) {
   RemotePeer peer{};
   peer.name = kj::str("requester");
   peer.maxFrameBytes = maxFrameBytes;
   peer.maxInFlight = 64;
-  peer.maxChunkBytes = 4 << 20;
+  peer.maxChunkBytes = kj::min(uint32_t(4) << 20, maxFrameBytes - codec::kFrameOverheadBytes);
   peer.instanceId = 1;
   peer.version = 1;
   return peer;
@@ -408,8 +409,37 @@ TEST_F(RequestServerTest, GetChunkRefusalsInTheSpecsOrder) {
   EXPECT_EQ(server.bytesServed(), 0u);
 }
 
+TEST_F(RequestServerTest, AChunkAboveTheRequestersOwnMaxChunkBytesIsRange) {
+  // [CHK-4] binds the requester; Table 4 #5 holds it to it: a Chunk above the maxChunkBytes it
+  // announced would break Table 1 at its end.
+  auto modest = peerWithFrames(kBigFrames);
+  modest.maxChunkBytes = 10000;
+  auto r = requester.refusal(33, gameChunk(33, "data/big.bin", 0, 10001), modest);
+  EXPECT_EQ(r.code, wire::ErrorCode::RANGE);
+  EXPECT_EQ(r.message, "length 10001 above your maxChunkBytes of 10000");
+  // Within both limits: served.
+  EXPECT_EQ(requester.chunk(34, gameChunk(34, "data/big.bin", 0, 10000), modest).size(), 10000u);
+  // Check 5 comes before check 6: a changed file does not hide a bad length.
+  tree.write("game/data/big.bin", "shorter now");
+  EXPECT_EQ(requester.refusal(35, gameChunk(35, "data/big.bin", 0, 10001), modest).code,
+            wire::ErrorCode::RANGE);
+  EXPECT_EQ(server.bytesServed(), 10000u);
+}
+
+TEST_F(RequestServerTest, TruncatedOnDiskIsStaleWithinTheManifestsSizeAndRangeBeyondIt) {
+  // [CHK-12]: check 5 compares with the manifest's size, the file on disk is check 6.
+  KJ_SYSCALL(truncate(tree.at("game/data/big.bin").cStr(), 50000));
+  auto inside = requester.refusal(36, gameChunk(36, "data/big.bin", 60000, 4096));
+  EXPECT_EQ(inside.code, wire::ErrorCode::STALE) << inside.message.cStr();
+  auto beyond = requester.refusal(37, gameChunk(37, "data/big.bin", 99000, 4096));
+  EXPECT_EQ(beyond.code, wire::ErrorCode::RANGE) << beyond.message.cStr();
+}
+
 TEST_F(RequestServerTest, AChunkTooLargeForThePeersFramesIsTooLarge) {
+  // A second guard (Table 4 #7): a requester whose announced chunks do not fit its own frames,
+  // which the codec refuses ([FR-19]), still never gets a frame above its limit.
   auto small = peerWithFrames(codec::kMinFrameBytes);
+  small.maxChunkBytes = 4 << 20;
   auto r = requester.refusal(30, gameChunk(30, "data/big.bin", 0, 65536), small);
   EXPECT_EQ(r.code, wire::ErrorCode::TOO_LARGE);
   EXPECT_EQ(r.message, "a chunk of 65536 bytes does not fit your frame limit of 65536");
@@ -453,7 +483,8 @@ TEST_F(RequestServerTest, NotARequestIsTheCallersBug) {
   EXPECT_ANY_THROW(server.serve(1, ping.root(), peerWithFrames(kBigFrames)));
 }
 
-// --- GetChunk: the file changed since it was hashed ([CHK-3], BAD-INPUTS 27) -------------------
+// --- GetChunk: the file changed since it was hashed ([CHK-3], docs/bad-inputs.md #27)
+// -------------------
 
 TEST_F(RequestServerTest, StaleWhenTheFileGrew) {
   expectStale([&]() {
@@ -716,10 +747,11 @@ TEST(RequestServerReads, AReadErrorIsInternal) {
   EXPECT_EQ(server.bytesServed(), 0u);
 }
 
-// --- Known bug (DISABLED until fixed) ----------------------------------------------------------
+// --- Local limits never list what the protocol cannot carry
+// ---------------------------------------
 
 // Writes <item>/<c0>/<c1>/.../<c(depth-1)> holding `content`, each component `componentBytes`
-// long, by descriptors: the whole path may exceed PATH_MAX.
+// long, by descriptors: the whole path may exceed PATH_MAX. Returns the path inside the item.
 kj::String writeDeep(TempTree& tree, kj::StringPtr itemId, uint32_t depth, size_t componentBytes,
                      kj::StringPtr content) {
   tree.mkdir(itemId);
@@ -746,44 +778,68 @@ kj::String writeDeep(TempTree& tree, kj::StringPtr itemId, uint32_t depth, size_
   return kj::heapString(path.begin(), path.size());
 }
 
-// `shoal serve --max-path-bytes` accepts up to 65536 (peer/src/cli/serve.c++:199) and
-// Limits::check() lets it through, so the scan lists files with paths above the 4096 bytes
-// [MAN-6] fixes. Their manifest is refused by every peer with the protocol's limits (a
-// connection-level badPath), and our own server answers `internal` for them: Item::openFile()
-// (peer/src/library/item.c++:62,66) opens with codec::Limits() defaults, not the scan's.
-// Expected: a configuration that passes check() lists nothing it cannot describe and serve.
+// `shoal serve --max-path-bytes` and its siblings set local limits, and Limits::check() is the gate
+// such a configuration passes before the runtime starts. Whatever passes it, the scan lists only
+// what every peer accepts ([MAN-6], [MAN-15]) and what our own server serves. Once,
+// --max-path-bytes 65536 passed the gate and listed files no peer could accept.
 TEST(RequestServerLimits, EveryFileListedUnderCheckedLimitsIsDescribableAndServed) {
   TempTree tree;
-  auto path = writeDeep(tree, "deep", 20, 250, "hello");
-  ASSERT_EQ(path.size(), 20u * 250 + 19);  // 5019 bytes, 20 components: beyond 4096 bytes only
-  auto options = testOptions();
-  options.limits.maxPathBytes = 8192;  // as `shoal serve --max-path-bytes 8192` sets it
-  KJ_IF_MAYBE (problem, options.limits.check()) {
-    SUCCEED() << "refused: " << problem->cStr();  // the runtime would not start
-    return;
-  }
-  library::IndexCache cache;
-  auto scanned = library::scanLibrary(tree.path(), cache, options);
-  library::Library lib(kEpoch);
-  lib.update(kj::mv(scanned.items));
-  RequestServer server(lib, tree.fd());
-  for (auto& item : lib.items()) {
-    // Described: every page of its manifest passes a peer's validation with protocol limits.
-    for (auto& page : codec::manifestPages(1, item->manifest, kBigFrames)) {
-      auto result = codec::decodeFrame(codec::encodeFrame(*page));
-      EXPECT_TRUE(result.is<codec::InboundFrame>()) << item->itemId().cStr();
-    }
-    // Served: every file's first chunk.
-    for (uint32_t i = 0; i < item->manifest.files.size(); ++i) {
-      auto size = item->manifest.files[i].size;
-      if (size == 0) continue;
-      auto answer = server.serve(
-          1,
-          getChunk(1, item->itemId(), item->manifest.digest, i, 0, uint32_t(kj::min(size, 4096)))
-              .root(),
-          peerWithFrames(kBigFrames));
-      ASSERT_EQ(answer.size(), 1u);
-      EXPECT_TRUE(answer[0]->getRoot<wire::Frame>().isChunk()) << item->itemId().cStr() << " " << i;
+  auto atPathLimit = writeDeep(tree, "at-path-limit", 17, 240, "edge");  // 4096 bytes
+  ASSERT_EQ(atPathLimit.size(), codec::kMaxPathBytes);
+  writeDeep(tree, "past-path-limit", 20, 250, "deep");  // 5019 bytes
+  writeDeep(tree, "at-depth-limit", codec::kMaxPathDepth, 1, "depth");
+  writeDeep(tree, "past-depth-limit", codec::kMaxPathDepth + 1, 1, "deeper");
+  writeDeep(tree, "at-component-limit", 1, codec::kMaxComponentBytes, "wide");
+  // (No longer components: Linux refuses names above 255 bytes itself.)
+
+  struct Case {
+    const char* flag;  // what the user typed
+    kj::Function<void(codec::Limits&)> set;
+    bool passesCheck;
+    uint32_t listed;  // items listed when it does
+  };
+  Case cases[] = {
+      {"(defaults)", [](codec::Limits&) {}, true, 3},
+      {"--max-path-bytes 8192", [](codec::Limits& l) { l.maxPathBytes = 8192; }, false, 0},
+      {"--max-path-bytes 65536", [](codec::Limits& l) { l.maxPathBytes = 65536; }, false, 0},
+      {"--max-path-depth 100", [](codec::Limits& l) { l.maxPathDepth = 100; }, false, 0},
+      {"--max-component-bytes 300", [](codec::Limits& l) { l.maxComponentBytes = 300; }, false, 0},
+      {"--max-path-bytes 2000", [](codec::Limits& l) { l.maxPathBytes = 2000; }, true, 2},
+  };
+  for (auto& c : cases) {
+    SCOPED_TRACE(c.flag);
+    auto options = testOptions();
+    c.set(options.limits);
+    auto problem = options.limits.check();
+    ASSERT_EQ(problem == nullptr, c.passesCheck);
+    if (!c.passesCheck) continue;  // the runtime refuses to start with it
+
+    library::IndexCache cache;
+    auto scanned = library::scanLibrary(tree.path(), cache, options);
+    library::Library lib(kEpoch);
+    lib.update(kj::mv(scanned.items));
+    RequestServer server(lib, tree.fd());
+    Requester requester(server);
+    EXPECT_EQ(lib.items().size(), c.listed);
+    uint64_t id = 0;
+    for (auto& item : lib.items()) {
+      SCOPED_TRACE(item->itemId().cStr());
+      EXPECT_FALSE(item->itemId().startsWith("past-"));
+      // Described: every page of its manifest passes a peer's validation with protocol limits.
+      for (auto& page : codec::manifestPages(1, item->manifest, kBigFrames)) {
+        auto result = codec::decodeFrame(codec::encodeFrame(*page));
+        KJ_IF_MAYBE (failure, result.tryGet<codec::Failure>()) {
+          ADD_FAILURE() << "a peer refuses its manifest: " << failure->message.cStr();
+        }
+      }
+      // Served: every file, whole.
+      auto& m = item->manifest;
+      for (uint32_t i = 0; i < m.files.size(); ++i) {
+        auto length = uint32_t(m.files[i].size);
+        ++id;
+        auto data = requester.chunk(id, getChunk(id, item->itemId(), m.digest, i, 0, length));
+        EXPECT_EQ(data.size(), length) << m.files[i].path.cStr();
+      }
     }
   }
 }

@@ -144,7 +144,8 @@ inline codec::FrameBuilder helloFrame(const PeerId& id, uint64_t instanceId = 42
   auto limits = h.initLimits();
   limits.setMaxFrameBytes(maxFrameBytes);
   limits.setMaxInFlight(64);
-  limits.setMaxChunkBytes(4 << 20);
+  // As large as the frames allow ([FR-19]).
+  limits.setMaxChunkBytes(kj::min(uint32_t(4) << 20, maxFrameBytes - codec::kFrameOverheadBytes));
   h.setInstanceId(instanceId);
   return frame;
 }

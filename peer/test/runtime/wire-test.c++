@@ -256,8 +256,9 @@ TEST(Wire, UnknownItemsAndBadRangesAreTypedErrors) {
   EXPECT_EQ(answer(*s).kind(), Which::CHUNK);
 }
 
-TEST(Wire, ChunksLargerThanTheRequestersFrameLimitAreTooLarge) {
-  // Found by fuzz_session: the answer must fit the requester's frame limit, not only ours.
+TEST(Wire, ChunksAboveTheRequestersOwnLimitsAreRange) {
+  // Found by fuzz_session: the answer must fit the requester's limits, not only ours. Its 64 KiB
+  // frames allow chunks of 61440 bytes ([FR-19]); a longer one is refused (Table 4 #5).
   Peer a("alpha", 1);
   Wire w;
   auto s = w.connect(a);
@@ -267,14 +268,16 @@ TEST(Wire, ChunksLargerThanTheRequestersFrameLimitAreTooLarge) {
   auto manifest = answer(*s);
   auto digest = KJ_ASSERT_NONNULL(codec::Digest::from(manifest.root().getManifest().getDigest()));
   s->send(test::getChunkFrame(2, "item-0", digest, 1, 0, 200000));  // data/big.bin
-  EXPECT_EQ(errorCode(answer(*s)), wire::ErrorCode::TOO_LARGE);
-  s->send(test::getChunkFrame(3, "item-0", digest, 1, 0, 60000));  // fits: served
+  EXPECT_EQ(errorCode(answer(*s)), wire::ErrorCode::RANGE);
+  s->send(test::getChunkFrame(3, "item-0", digest, 1, 0, 61441));
+  EXPECT_EQ(errorCode(answer(*s)), wire::ErrorCode::RANGE);
+  s->send(test::getChunkFrame(4, "item-0", digest, 1, 0, 61440));  // fits: served
   EXPECT_EQ(answer(*s).kind(), Which::CHUNK);
 }
 
 TEST(Wire, PathEscapesAreRefusedAndNothingOutsideTheItemIsServed) {
   // A secret beside the library, a symlink to it inside an item, and a file that becomes a
-  // symlink to it after indexing (BAD-INPUTS 11, 12).
+  // symlink to it after indexing (docs/bad-inputs.md #11, 12).
   test::TempTree outside;
   kj::StringPtr marker = "TOP-SECRET-MARKER";
   outside.write("secret.txt", kj::str(marker, marker, marker));

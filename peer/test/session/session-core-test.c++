@@ -6,25 +6,19 @@
 #include <shoal/codec/frame.h>
 #include <shoal/codec/frames.h>
 
+#include "test-peers.h"
+
 namespace shoal::peer {
 namespace {
 
 using Which = wire::Frame::Which;
 using codec::rootOf;
+using test::chunkAnswer;
+using test::idOf;
+using test::snapshotPage;
 
-codec::Digest idOf(uint8_t seed) {
-  codec::Digest d;
-  for (auto& b : d.bytes)
-    b = seed;
-  return d;
-}
-
-LocalPeer localPeer(uint8_t seed, kj::StringPtr name) {
-  auto features = kj::heapArray<kj::String>(2);
-  features[0] = kj::str("delta");
-  features[1] = kj::str(name, "-only");
-  return LocalPeer{idOf(seed), kj::str(name), kj::mv(features), codec::Summary{7, 1, idOf(0xAB)},
-                   uint64_t(seed) * 1000 + 1};
+codec::FrameBuilder getChunk(uint32_t length = 4096) {
+  return test::getChunkRequest(length);
 }
 
 template <typename T>
@@ -48,8 +42,8 @@ struct Pair {
   kj::Vector<kj::Array<kj::byte>> wireAtoB, wireBtoA;  // everything sent, for inspection
 
   void start(kj::Maybe<PeerId> bSeesA = nullptr, kj::Maybe<PeerId> aSeesB = nullptr) {
-    a.emplace(Role::initiator, configA, localPeer(1, "alpha"), aSeesB, now);
-    b.emplace(Role::responder, configB, localPeer(2, "beta"), bSeesA, now);
+    a.emplace(Role::initiator, configA, test::testPeer(1, "alpha"), aSeesB, now);
+    b.emplace(Role::responder, configB, test::testPeer(2, "beta"), bSeesA, now);
   }
   SessionCore& A() { return KJ_ASSERT_NONNULL(a); }
   SessionCore& B() { return KJ_ASSERT_NONNULL(b); }
@@ -110,33 +104,6 @@ struct Pair {
     ASSERT_TRUE(B().isEstablished());
   }
 };
-
-codec::FrameBuilder getChunk(uint32_t length = 4096) {
-  auto frame = codec::newFrame();
-  auto g = rootOf(*frame).initGetChunk();
-  g.setItemId("item");
-  g.setManifestDigest(idOf(9).asBytes());
-  g.setLength(length);
-  return frame;
-}
-
-codec::FrameBuilder chunkAnswer(uint64_t id) {
-  auto frame = codec::newFrame();
-  auto c = rootOf(*frame).initChunk();
-  c.setId(id);
-  c.setData(kj::StringPtr("data").asBytes());
-  return frame;
-}
-
-codec::FrameBuilder snapshotPage(uint64_t id, uint32_t page, bool last) {
-  auto frame = codec::newFrame();
-  auto s = rootOf(*frame).initLibrarySnapshot();
-  s.setId(id);
-  codec::Summary{7, 3, idOf(3)}.toWire(s.initSummary());
-  s.setPage(page);
-  s.setLast(last);
-  return frame;
-}
 
 codec::FrameBuilder getLibrary() {
   auto frame = codec::newFrame();
@@ -261,8 +228,8 @@ TEST(SessionCore, HelloAckClaimingAnotherKeysIdIsRefused) {
 
 TEST(SessionCore, ConnectionToSelfIsRejected) {
   Pair p;
-  p.a.emplace(Role::initiator, p.configA, localPeer(2, "beta"), nullptr, p.now);
-  p.b.emplace(Role::responder, p.configB, localPeer(2, "beta"), nullptr, p.now);
+  p.a.emplace(Role::initiator, p.configA, test::testPeer(2, "beta"), nullptr, p.now);
+  p.b.emplace(Role::responder, p.configB, test::testPeer(2, "beta"), nullptr, p.now);
   p.exchange();
   EXPECT_EQ(eventsOf<event::Rejected>(p.eventsA)[0]->code, wire::ErrorCode::UNTRUSTED);
 }
@@ -567,6 +534,146 @@ TEST(SessionCore, PeerErrorOrEofFailsOutstandingRequests) {
     ASSERT_EQ(failed.size(), 1u);
     EXPECT_TRUE(failed[0]->local);
   }
+}
+
+// --- settled in docs/protocol.md (issue 7 §8) ---------------------------------------------------
+
+// The frames recorded on one direction of the wire, decoded.
+kj::Vector<codec::InboundFrame> sent(kj::Vector<kj::Array<kj::byte>>& wire) {
+  kj::Vector<codec::InboundFrame> frames;
+  for (auto& bytes : wire) {
+    auto decoded = codec::decodeFrame(bytes);
+    frames.add(kj::mv(decoded.get<codec::InboundFrame>()));
+  }
+  return frames;
+}
+
+TEST(SessionCore, GoodbyeNamesTheHighestRequestReceivedEvenWhenAnswered) {
+  // [BYE-2]: the highest id received, answered or not; 0 only when none was received.
+  Pair p;
+  p.handshake();
+  p.B().goodbye(wire::GoodbyeReason::IDLE, "nothing asked", p.now);
+  p.exchange();
+  ASSERT_EQ(eventsOf<event::GoodbyeReceived>(p.eventsA).size(), 1u);
+  EXPECT_EQ(eventsOf<event::GoodbyeReceived>(p.eventsA)[0]->lastRequestId, 0u);
+
+  Pair q;
+  q.handshake();
+  uint64_t first = q.A().request(getChunk());
+  uint64_t second = q.A().request(getChunk());
+  q.exchange();
+  EXPECT_TRUE(q.B().answer(first, chunkAnswer(first), true));
+  EXPECT_TRUE(q.B().answerError(second, wire::ErrorCode::NOT_FOUND, "no such item"));
+  q.exchange();
+  ASSERT_EQ(q.B().incomingInFlight(), 0u);  // everything answered
+  q.B().goodbye(wire::GoodbyeReason::IDLE, "done", q.now);
+  q.exchange();
+  auto goodbye = eventsOf<event::GoodbyeReceived>(q.eventsA);
+  ASSERT_EQ(goodbye.size(), 1u);
+  EXPECT_EQ(goodbye[0]->lastRequestId, second);
+}
+
+TEST(SessionCore, GoodbyeReceiverAnswersWhatItOwesThenClosesAtOnce) {
+  // [BYE-12]: the receiver does not close while it owes an answer; [BYE-9]: once it owes nothing
+  // and waits for nothing, it closes at once. The Goodbye comes from a peer that does not cancel
+  // its own requests (allowed: only the reference peer withdraws them).
+  Pair p;
+  p.handshake();
+  uint64_t asked = p.B().request(getChunk());
+  p.exchange();
+  ASSERT_EQ(p.A().incomingInFlight(), 1u);
+  p.inject(p.A(), *codec::goodbyeFrame(wire::GoodbyeReason::SHUTDOWN, "bye", 0));
+  EXPECT_FALSE(p.A().wantsWriteClose());
+  EXPECT_FALSE(p.A().isClosed());
+  p.A().onTick(p.now + 999 * kj::MILLISECONDS);
+  EXPECT_FALSE(p.A().wantsWriteClose());
+  EXPECT_TRUE(p.A().answer(asked, chunkAnswer(asked), true));
+  EXPECT_TRUE(p.A().wantsWriteClose());
+  // The answer goes out before the close.
+  auto out = p.A().takeOutgoing();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(rootOf(*out[0]).which(), Which::CHUNK);
+}
+
+TEST(SessionCore, GoodbyeReceiverClosesAtItsDrainDeadline) {
+  // [BYE-9]: the receiver's own deadline, 1 s after the Goodbye arrived, even though the
+  // sender promised an answer it never sends.
+  Pair p;
+  p.handshake();
+  uint64_t kept = p.A().request(getChunk());
+  p.exchange();
+  auto received = p.now + 3 * kj::SECONDS;
+  p.now = received;
+  p.B().goodbye(wire::GoodbyeReason::SHUTDOWN, "stopping", p.now);
+  p.exchange();  // B never answers `kept` (id ≤ lastRequestId): A waits for it
+  ASSERT_EQ(eventsOf<event::GoodbyeReceived>(p.eventsA).size(), 1u);
+  ASSERT_EQ(eventsOf<event::GoodbyeReceived>(p.eventsA)[0]->lastRequestId, kept);
+  EXPECT_FALSE(p.A().wantsWriteClose());
+  EXPECT_EQ(KJ_ASSERT_NONNULL(p.A().nextHardDeadline()), received + 1 * kj::SECONDS);
+  p.A().onTick(received + 1 * kj::SECONDS - 1 * kj::MILLISECONDS);
+  EXPECT_FALSE(p.A().isClosed());
+  p.A().onTick(received + 1 * kj::SECONDS);
+  p.collect();
+  EXPECT_EQ(closedWith(p.eventsA), CloseReason::drainTimeout);
+  auto failed = eventsOf<event::RequestFailed>(p.eventsA);
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0]->id, kept);
+  EXPECT_TRUE(failed[0]->local);
+}
+
+TEST(SessionCore, CancelCrossingTheAnswerLeavesOneTerminalAnswer) {
+  // [RQ-17], [RQ-19]: B has produced the Chunk (queued, not yet delivered) when A's Cancel
+  // arrives: B ignores the Cancel, A takes the Chunk as the end of the request and drops it.
+  Pair p;
+  p.handshake();
+  uint64_t id = p.A().request(getChunk());
+  p.exchange();
+  EXPECT_TRUE(p.B().answer(id, chunkAnswer(id), true));
+  p.A().cancel(id);
+  p.exchange();
+  EXPECT_EQ(eventsOf<event::RequestCancelled>(p.eventsB).size(), 0u);
+  size_t answers = 0;
+  for (auto& frame : sent(p.wireBtoA)) {
+    if (frame.kind() == Which::CHUNK || frame.kind() == Which::ERROR) {
+      EXPECT_EQ(frame.kind(), Which::CHUNK);
+      ++answers;
+    }
+  }
+  EXPECT_EQ(answers, 1u);
+  EXPECT_EQ(eventsOf<event::Response>(p.eventsA).size(), 0u);  // cancelled: not acted on
+  EXPECT_EQ(eventsOf<event::RequestFailed>(p.eventsA).size(), 0u);
+  EXPECT_EQ(p.A().outgoingInFlight(), 0u);
+  EXPECT_FALSE(p.A().isClosed());
+  EXPECT_FALSE(p.B().isClosed());
+}
+
+TEST(SessionCore, OnePingPerSilence) {
+  // [LIV-7]: one Ping per period of silence; a frame starts a new period.
+  Pair p;
+  p.handshake();
+  auto start = p.now;
+  size_t pings = 0;
+  uint64_t firstNonce = 0;
+  for (int s = 1; s < 45; ++s) {
+    p.A().onTick(start + s * kj::SECONDS);
+    for (auto& frame : p.A().takeOutgoing()) {
+      ASSERT_EQ(rootOf(*frame).which(), Which::PING);
+      EXPECT_EQ(s, 15) << "a Ping at " << s << " s";
+      firstNonce = rootOf(*frame).getPing().getNonce();
+      ++pings;
+    }
+  }
+  EXPECT_EQ(pings, 1u);
+  // B answers at 20 s: silence starts again, and the next Ping is due at 35 s, with a new nonce.
+  p.now = start + 20 * kj::SECONDS;
+  p.inject(p.A(), *codec::pongFrame(firstNonce));
+  p.A().onTick(start + 34 * kj::SECONDS);
+  EXPECT_EQ(p.A().takeOutgoing().size(), 0u);
+  p.A().onTick(start + 35 * kj::SECONDS);
+  auto again = p.A().takeOutgoing();
+  ASSERT_EQ(again.size(), 1u);
+  ASSERT_EQ(rootOf(*again[0]).which(), Which::PING);
+  EXPECT_NE(rootOf(*again[0]).getPing().getNonce(), firstNonce);
 }
 
 }  // namespace

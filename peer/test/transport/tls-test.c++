@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <kj/async-io.h>
@@ -178,6 +179,7 @@ struct RawConfig {
   bool rawKeys = true;  // GNUTLS_ENABLE_RAWPK
   bool presentKey = true;
   bool ecdsaKey = false;  // present an ECDSA P-256 raw key instead of the Ed25519 identity
+  bool x509 = false;      // present a self-signed X.509 certificate of a fresh Ed25519 key
   kj::Maybe<kj::StringPtr> alpn = kAlpnProtocol;
 };
 
@@ -213,12 +215,36 @@ void setEcdsaKey(gnutls_certificate_credentials_t credentials) {
   gnutls_x509_privkey_deinit(x509);
 }
 
+// Loads a self-signed X.509 certificate of a fresh Ed25519 key: what a TLS stack without RFC 7250
+// support presents.
+void setX509Certificate(gnutls_certificate_credentials_t credentials) {
+  gnutls_x509_privkey_t key;
+  gnutls_x509_crt_t crt;
+  EXPECT_EQ(gnutls_x509_privkey_init(&key), 0);
+  EXPECT_EQ(gnutls_x509_privkey_generate(key, GNUTLS_PK_EDDSA_ED25519, 0, 0), 0);
+  EXPECT_EQ(gnutls_x509_crt_init(&crt), 0);
+  EXPECT_EQ(gnutls_x509_crt_set_version(crt, 3), 0);
+  EXPECT_EQ(gnutls_x509_crt_set_key(crt, key), 0);
+  const kj::byte serial[] = {1};
+  EXPECT_EQ(gnutls_x509_crt_set_serial(crt, serial, sizeof(serial)), 0);
+  time_t now = time(nullptr);
+  EXPECT_EQ(gnutls_x509_crt_set_activation_time(crt, now - 3600), 0);
+  EXPECT_EQ(gnutls_x509_crt_set_expiration_time(crt, now + 3600), 0);
+  EXPECT_EQ(gnutls_x509_crt_set_dn(crt, "CN=not-a-raw-key", nullptr), 0);
+  EXPECT_EQ(gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA512, 0), 0);
+  EXPECT_EQ(gnutls_certificate_set_x509_key(credentials, &crt, 1, key), 0);
+  gnutls_x509_crt_deinit(crt);
+  gnutls_x509_privkey_deinit(key);
+}
+
 // Handshakes on `fd`, then reads until the other side closes. Returns the handshake's result.
 int runRawPeer(int fd, bool server, const RawConfig& config, const Identity& identity) {
   gnutls_certificate_credentials_t credentials;
   EXPECT_EQ(gnutls_certificate_allocate_credentials(&credentials), 0);
   if (config.ecdsaKey) {
     setEcdsaKey(credentials);
+  } else if (config.x509) {
+    setX509Certificate(credentials);
   } else if (config.presentKey) {
     auto spki = datumOf(identity.publicKeyDer());
     auto key = datumOf(identity.privateKeyPkcs8Der());
@@ -501,13 +527,30 @@ TEST_F(TlsTest, AClientWithAnEcdsaKeyIsRefused) {
 }
 
 TEST_F(TlsTest, AClientWithoutRawPublicKeysIsRefused) {
+  // [TR-3]: a TLS 1.3 client that knows only X.509 (no RFC 7250 certificate types offered), holding
+  // a certificate. The server has nothing it may present to such a client: refused before any
+  // client certificate is asked for, for that reason and not for a missing key.
   RawConfig config;
   config.priority = "NORMAL:-VERS-ALL:+VERS-TLS1.3"_kj;
   config.rawKeys = false;
-  config.presentKey = false;
+  config.x509 = true;
   RawPeer client(io, false, config);
   auto e = refusalOf(bobTls.accept(client.stream()), ws);
   expectHandshakeRefusal(e);
+  EXPECT_CONTAINS(e.getDescription(), "No supported cipher suites");  // GnuTLS's words
+  EXPECT_LT(client.join(), 0);
+}
+
+TEST_F(TlsTest, AClientPresentingAnX509CertificateIsRefused) {
+  // [TR-3]: a client that takes our raw key but presents an X.509 certificate for itself. GnuTLS
+  // completes that handshake although our priority allows raw client keys only
+  // (docs/dependencies.md): our own check after it is what refuses the certificate.
+  RawConfig config;
+  config.priority = "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CTYPE-ALL:+CTYPE-SRV-RAWPK:+CTYPE-CLI-X509"_kj;
+  config.x509 = true;
+  RawPeer client(io, false, config);
+  auto e = refusalOf(bobTls.accept(client.stream()), ws);
+  EXPECT_EQ(e.getDescription(), "TLS handshake failed: the peer did not present a raw public key");
   client.join();
 }
 

@@ -1,6 +1,7 @@
 // Opening a file beneath a folder without ever leaving it: no "..", no absolute path, no symlink in
-// any component ([MAN-11]; BAD-INPUTS 11, 12). openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), or
-// an openat(O_NOFOLLOW) walk where the kernel lacks it. Failures are values, never exceptions.
+// any component ([MAN-11]; docs/bad-inputs.md #11, 12). openat2(RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS), or an openat(O_NOFOLLOW) walk where the kernel lacks it. Failures are
+// values, never exceptions.
 #pragma once
 
 #include <stdint.h>
@@ -36,8 +37,12 @@ using OpenResult = kj::OneOf<kj::AutoCloseFd, OpenFailure>;
 
 enum class Resolver : uint8_t {
   automatic,  // openat2(); the walk only where the kernel lacks it (ENOSYS)
-  walk,       // always the component-by-component walk (tests, old kernels)
+  openat2,  // openat2() or nothing: OpenError::other with ENOSYS where the kernel lacks it (tests)
+  walk,     // always the component-by-component walk (tests, old kernels)
 };
+
+// Whether this kernel has openat2(2) (Linux 5.6 and later, unless a seccomp filter hides it).
+bool kernelHasOpenat2();
 
 // Opens `relativePath` (checked with codec::checkPath first) beneath `dirFd`. `flags` are open(2)
 // flags: an access mode, optionally O_DIRECTORY (then the target must be a directory, otherwise it
