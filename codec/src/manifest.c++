@@ -187,17 +187,8 @@ constexpr size_t structBytes() {
 size_t textBytes(size_t bytes) {
   return (bytes + 1 + 7) / 8 * 8;
 }
-constexpr size_t kListTagBytes = 8;  // a list of structs starts with a tag word
-// Slack for what the estimates above do not model; encodedSize() has the last word.
-constexpr size_t kPageMarginBytes = 128;
-
 size_t fileEntryBytes(const FileInfo& file) {
   return structBytes<wire::FileEntry>() + textBytes(file.path.size());
-}
-
-kj::Own<capnp::MallocMessageBuilder> newPage(size_t expectedBytes) {
-  // One first segment large enough for the whole page keeps the frame single-segment.
-  return kj::heap<capnp::MallocMessageBuilder>(kj::uint(expectedBytes / 8 + 16));
 }
 
 wire::Manifest::Builder manifestHeader(capnp::MessageBuilder& message, uint64_t requestId,
@@ -246,6 +237,10 @@ size_t itemEntryBytes(const ItemInfo& item) {
 
 size_t listTextBytes(size_t bytes) {
   return 8 + textBytes(bytes);  // the list's pointer slot plus the text
+}
+
+kj::Own<capnp::MallocMessageBuilder> newPage(size_t expectedBytes) {
+  return kj::heap<capnp::MallocMessageBuilder>(kj::uint(expectedBytes / 8 + 16));
 }
 
 kj::Array<kj::Own<capnp::MallocMessageBuilder>> manifestPages(uint64_t requestId,

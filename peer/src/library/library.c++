@@ -156,16 +156,14 @@ LibraryAnswer Library::delta(uint64_t sinceRev) const {
 
 namespace {
 
-constexpr size_t kListTagBytes = 8;  // a list of structs starts with a tag word
-// Slack for what the entry estimates do not model; encodedSize() has the last word.
-constexpr size_t kPageMarginBytes = 128;
-
+using codec::kListTagBytes;
+using codec::kPageMarginBytes;
+using codec::newPage;
 using Page = kj::Own<capnp::MallocMessageBuilder>;
 
-Page newPage(size_t expectedBytes) {
-  // One first segment large enough for the whole page keeps the frame single-segment.
-  return kj::heap<capnp::MallocMessageBuilder>(kj::uint(expectedBytes / 8 + 16));
-}
+// Room every page leaves for at least one entry: an ItemEntry with the longest id (255 bytes) and
+// name (256 bytes) takes about 600.
+constexpr size_t kRoomForOneEntry = 1024;
 
 // How many entries from `start` fit in `room` (reduced by what they take), given each entry's
 // size and the list's own overhead.
@@ -181,8 +179,8 @@ size_t pack(size_t start, size_t count, size_t& room, size_t listBytes, SizeOf&&
 
 size_t budgetFor(capnp::MallocMessageBuilder& probe, uint32_t maxFrameBytes) {
   size_t header = codec::encodedSize(probe);
-  KJ_REQUIRE(maxFrameBytes > header + kPageMarginBytes + 1024, "maxFrameBytes too small",
-             maxFrameBytes);
+  KJ_REQUIRE(maxFrameBytes > header + kPageMarginBytes + kRoomForOneEntry,
+             "maxFrameBytes too small", maxFrameBytes);
   return maxFrameBytes - header - kPageMarginBytes;
 }
 

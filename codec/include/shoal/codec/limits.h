@@ -34,9 +34,9 @@ struct Limits {
   uint32_t nestingLimit = 16;
 
   // Text.
-  uint32_t maxPathBytes = 4096;
-  uint32_t maxComponentBytes = 255;
-  uint32_t maxPathDepth = 64;
+  uint32_t maxPathBytes = kMaxPathBytes;
+  uint32_t maxComponentBytes = kMaxComponentBytes;
+  uint32_t maxPathDepth = kMaxPathDepth;
   uint32_t maxNameBytes = 256;
   uint32_t maxMessageBytes = kMaxMessageBytes;
   uint32_t maxFeatures = 32;

@@ -110,10 +110,18 @@ Digest libraryDigest(kj::ArrayPtr<const ItemInfo> sorted);
 void fillItemEntry(wire::ItemEntry::Builder entry, const ItemInfo& item);
 ItemInfo itemInfoOf(wire::ItemEntry::Reader entry);
 
+// Paging, here and in the library's snapshot and delta pages: entries are counted with the
+// estimates below, a list of structs starts with a tag word, and each page keeps a margin for what
+// the estimates leave out (codec::encodedSize() has the last word).
+constexpr size_t kListTagBytes = 8;
+constexpr size_t kPageMarginBytes = 128;
 // Bytes an ItemEntry adds to a frame when appended to a list (for paging with a margin).
 size_t itemEntryBytes(const ItemInfo& item);
 // Bytes a Text of `bytes` bytes adds to a frame when appended to a List(Text).
 size_t listTextBytes(size_t bytes);
+// An empty message for a page of about `expectedBytes`: its first segment holds the whole page,
+// so the frame stays single-segment.
+kj::Own<capnp::MallocMessageBuilder> newPage(size_t expectedBytes);
 
 // The Manifest answer to GetManifest{requestId}: pages numbered from 0, each at most
 // `maxFrameBytes` on the wire, files and hashes paged independently and contiguously.
