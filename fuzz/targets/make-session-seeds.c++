@@ -401,6 +401,8 @@ struct SessionPair {
 
   SessionPair(fuzz::LibraryFixture& world, uint32_t maxFrameBytes) : server(world) {
     configA.limits.maxFrameBytes = maxFrameBytes;
+    configA.limits.maxChunkBytes =  // [FR-19]: chunks fit the frames
+        kj::min(configA.limits.maxChunkBytes, maxFrameBytes - codec::kFrameOverheadBytes);
     auto pipe = kj::newTwoWayPipe();
     auto tee = kj::heap<Tee>(kj::mv(pipe.ends[0]), timer, log);
     auto features = kj::heapArray<kj::String>(1);
