@@ -374,106 +374,143 @@ struct Recording {
   kj::Maybe<CloseReason> closedI, closedR;
 };
 
-Recording record() {
-  kj::EventLoop loop;
-  kj::WaitScope ws(loop);
-  kj::TimerImpl timer(kj::origin<kj::TimePoint>());
-  Recorder recorder;
-  Errors errors;
+// The session of Appendix A, step by step. Member order is construction order: the event loop
+// first, the sessions (which use everything above them) last.
+class Conversation {
+ public:
+  Conversation() {
+    // R holds §6.3's library: alpha (a.txt, "hello", 0o644) and beta (no files). I holds nothing.
+    peerR.tree.write("alpha/a.txt", "hello");
+    KJ_SYSCALL(chmod(peerR.tree.at("alpha/a.txt").cStr(), 0644));
+    peerR.tree.mkdir("beta");
+    peerR.scan();
+    peerI.scan();
+    peerI.following = kj::heap<kj::TaskSet>(errors);
+    peerR.following = kj::heap<kj::TaskSet>(errors);
+  }
+  ~Conversation() noexcept(false) {
+    peerI.following = nullptr;
+    peerR.following = nullptr;
+    runI = nullptr;
+    runR = nullptr;
+    sessionI = nullptr;
+    sessionR = nullptr;
+  }
 
-  // RFC 8032 test keys 1 and 2; I's peer id is the worked example of §2.2.
-  auto idI = fixedIdentity("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
-  auto idR = fixedIdentity("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb");
-  TranscriptPeer peerI("desk", 17, 0x0123456789abcdef);
-  TranscriptPeer peerR("nas", 6840227781351331448ull, 0x0fedcba987654321);
-  // R holds §6.3's library: alpha (a.txt, "hello", 0o644) and beta (no files). I holds nothing.
-  peerR.tree.write("alpha/a.txt", "hello");
-  KJ_SYSCALL(chmod(peerR.tree.at("alpha/a.txt").cStr(), 0644));
-  peerR.tree.mkdir("beta");
-  peerR.scan();
-  peerI.scan();
+  // TLS, then both sessions: the handshake and each side's GetLibrary.
+  void connect() {
+    auto pipe = kj::newTwoWayPipe();
+    auto both = kj::heapArrayBuilder<kj::Promise<kj::Own<Transport>>>(2);
+    both.add(tlsI.connect(kj::mv(pipe.ends[0])));
+    both.add(tlsR.accept(kj::mv(pipe.ends[1])));
+    auto transports = kj::joinPromises(both.finish()).wait(ws);
+    recorder.note("TLS 1.3 is established (raw Ed25519 keys, ALPN shoal/1); what follows is the");
+    recorder.note("plaintext each side writes into it. Both run the reference peer's session.");
+    sessionI =
+        kj::heap<Session>(kj::heap<RecordingTransport>(kj::mv(transports[0]), recorder, true),
+                          Role::initiator, config, peerI.local(*idI), timer, peerI, timer.now(), 1);
+    sessionR =
+        kj::heap<Session>(kj::heap<RecordingTransport>(kj::mv(transports[1]), recorder, false),
+                          Role::responder, config, peerR.local(*idR), timer, peerR, timer.now(), 1);
+    runI = sessionI->run().eagerlyEvaluate(nullptr);
+    runR = sessionR->run().eagerlyEvaluate(nullptr);
+    ws.poll();
+  }
 
-  TlsContext tlsI(*idI), tlsR(*idR);
-  auto pipe = kj::newTwoWayPipe();
-  auto both = kj::heapArrayBuilder<kj::Promise<kj::Own<Transport>>>(2);
-  both.add(tlsI.connect(kj::mv(pipe.ends[0])));
-  both.add(tlsR.accept(kj::mv(pipe.ends[1])));
-  auto transports = kj::joinPromises(both.finish()).wait(ws);
+  // I's download of alpha; whether its one chunk matched the manifest.
+  bool fetchAlpha() {
+    recorder.note("I fetches item alpha: its manifest, then its one chunk.");
+    auto getManifest = codec::newFrame();
+    codec::rootOf(*getManifest).initGetManifest().setItemId("alpha");
+    auto manifestAnswer = ask(kj::mv(getManifest));
+    auto& page = KJ_ASSERT_NONNULL(manifestAnswer.tryGet<codec::InboundFrame>());
+    codec::ManifestAssembler assembler("alpha");
+    KJ_ASSERT(assembler.feed(page.root().getManifest()) == nullptr);
+    auto manifest = assembler.take();
 
-  SessionConfig config;
-  peerI.following = kj::heap<kj::TaskSet>(errors);
-  peerR.following = kj::heap<kj::TaskSet>(errors);
-  recorder.note("TLS 1.3 is established (raw Ed25519 keys, ALPN shoal/1); what follows is the");
-  recorder.note("plaintext each side writes into it. Both run the reference peer's session.");
-  auto sessionI =
-      kj::heap<Session>(kj::heap<RecordingTransport>(kj::mv(transports[0]), recorder, true),
-                        Role::initiator, config, peerI.local(*idI), timer, peerI, timer.now(), 1);
-  auto sessionR =
-      kj::heap<Session>(kj::heap<RecordingTransport>(kj::mv(transports[1]), recorder, false),
-                        Role::responder, config, peerR.local(*idR), timer, peerR, timer.now(), 1);
-  auto runI = sessionI->run().eagerlyEvaluate(nullptr);
-  auto runR = sessionR->run().eagerlyEvaluate(nullptr);
-  ws.poll();
-
-  recorder.note("I fetches item alpha: its manifest, then its one chunk.");
-  auto manifestReply = sessionI->request([]() {
-    auto frame = codec::newFrame();
-    codec::rootOf(*frame).initGetManifest().setItemId("alpha");
-    return frame;
-  }());
-  ws.poll();
-  auto manifestAnswer = manifestReply.wait(ws);
-  auto& page = KJ_ASSERT_NONNULL(manifestAnswer.tryGet<codec::InboundFrame>());
-  codec::ManifestAssembler assembler("alpha");
-  KJ_ASSERT(assembler.feed(page.root().getManifest()) == nullptr);
-  auto manifest = assembler.take();
-  auto chunkReply = sessionI->request([&]() {
-    auto frame = codec::newFrame();
-    auto g = codec::rootOf(*frame).initGetChunk();
+    auto getChunk = codec::newFrame();
+    auto g = codec::rootOf(*getChunk).initGetChunk();
     g.setItemId("alpha");
     g.setManifestDigest(manifest.digest.asBytes());
-    g.setFileIndex(0);
-    g.setOffset(0);
     g.setLength(uint32_t(manifest.files[0].size));
-    return frame;
-  }());
-  ws.poll();
-  auto chunkAnswer = chunkReply.wait(ws);
-  auto& chunk = KJ_ASSERT_NONNULL(chunkAnswer.tryGet<codec::InboundFrame>());
-  bool verified = codec::sha256(chunk.root().getChunk().getData()) == manifest.chunksOf(0)[0];
-
-  recorder.note("beta is deleted on R: R publishes rev 2; I asks for what changed since rev 1.");
-  KJ_SYSCALL(rmdir(peerR.tree.at("beta").cStr()));
-  peerR.scan();
-  sessionR->notifyLibraryChanged(peerR.lib.summary());
-  ws.poll();
-
-  recorder.note("15 s without a frame either way: each side pings once ([LIV-1], [LIV-7]).");
-  timer.advanceTo(timer.now() + config.idleTimeout);
-  sessionI->tick();
-  sessionR->tick();
-  ws.poll();
-
-  recorder.note("I leaves. It has received request 1 from R, answered long ago ([BYE-2]).");
-  sessionI->goodbye(wire::GoodbyeReason::IDLE, "done");
-  ws.poll();
-  KJ_ASSERT(runI.poll(ws) && runR.poll(ws), "a session did not end");
-  runI.wait(ws);
-  runR.wait(ws);
-
-  Recording result{recorder.text(),
-                   kj::str(),
-                   peerI.view.items().size(),
-                   KJ_ASSERT_NONNULL(peerR.view.summary()),
-                   verified,
-                   peerI.closedWith,
-                   peerR.closedWith};
-  KJ_IF_MAYBE (summary, peerI.view.summary()) {
-    result.librarySeenByI = codec::toHex(summary->digest);
+    auto chunkAnswer = ask(kj::mv(getChunk));
+    auto& chunk = KJ_ASSERT_NONNULL(chunkAnswer.tryGet<codec::InboundFrame>());
+    return codec::sha256(chunk.root().getChunk().getData()) == manifest.chunksOf(0)[0];
   }
-  peerI.following = nullptr;
-  peerR.following = nullptr;
-  return result;
+
+  void removeBeta() {
+    recorder.note("beta is deleted on R: R publishes rev 2; I asks for what changed since rev 1.");
+    KJ_SYSCALL(rmdir(peerR.tree.at("beta").cStr()));
+    peerR.scan();
+    sessionR->notifyLibraryChanged(peerR.lib.summary());
+    ws.poll();
+  }
+
+  void idle() {
+    recorder.note("15 s without a frame either way: each side pings once ([LIV-1], [LIV-7]).");
+    timer.advanceTo(timer.now() + config.idleTimeout);
+    sessionI->tick();  // what the runtime's liveness service does
+    sessionR->tick();
+    ws.poll();
+  }
+
+  void leave() {
+    recorder.note("I leaves. It has received request 1 from R, answered long ago ([BYE-2]).");
+    sessionI->goodbye(wire::GoodbyeReason::IDLE, "done");
+    ws.poll();
+    KJ_ASSERT(runI.poll(ws) && runR.poll(ws), "a session did not end");
+    runI.wait(ws);
+    runR.wait(ws);
+  }
+
+  Recording result(bool chunkVerified) {
+    Recording r{recorder.text(),
+                kj::str(),
+                peerI.view.items().size(),
+                KJ_ASSERT_NONNULL(peerR.view.summary()),
+                chunkVerified,
+                peerI.closedWith,
+                peerR.closedWith};
+    KJ_IF_MAYBE (summary, peerI.view.summary()) {
+      r.librarySeenByI = codec::toHex(summary->digest);
+    }
+    return r;
+  }
+
+ private:
+  Reply ask(codec::FrameBuilder frame) {
+    auto reply = sessionI->request(kj::mv(frame));
+    ws.poll();
+    return reply.wait(ws);
+  }
+
+  kj::EventLoop loop;
+  kj::WaitScope ws{loop};
+  kj::TimerImpl timer{kj::origin<kj::TimePoint>()};
+  Recorder recorder;
+  Errors errors;
+  // RFC 8032 test keys 1 and 2; I's peer id is the worked example of §2.2.
+  kj::Own<Identity> idI =
+      fixedIdentity("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+  kj::Own<Identity> idR =
+      fixedIdentity("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb");
+  TranscriptPeer peerI{"desk", 17, 0x0123456789abcdef};
+  TranscriptPeer peerR{"nas", 6840227781351331448ull, 0x0fedcba987654321};
+  SessionConfig config;
+  TlsContext tlsI{*idI};
+  TlsContext tlsR{*idR};
+  kj::Own<Session> sessionI, sessionR;
+  kj::Promise<void> runI = nullptr, runR = nullptr;
+};
+
+Recording record() {
+  Conversation c;
+  c.connect();
+  bool verified = c.fetchAlpha();
+  c.removeBeta();
+  c.idle();
+  c.leave();
+  return c.result(verified);
 }
 
 // --- the appendix ---------------------------------------------------------------------------
