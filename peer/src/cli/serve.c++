@@ -102,6 +102,12 @@ class ServeCommand {
                           "longest file path accepted (default and maximum 4096)")
         .addOptionWithArg({"handshake-timeout"}, KJ_BIND_METHOD(*this, setHandshakeTimeout), "<ms>",
                           "TLS + Hello must finish within this (default 10000)")
+        .addOptionWithArg({"idle-timeout"}, KJ_BIND_METHOD(*this, setIdleTimeout), "<ms>",
+                          "silence before we Ping a peer (default 15000)")
+        .addOptionWithArg({"dead-timeout"}, KJ_BIND_METHOD(*this, setDeadTimeout), "<ms>",
+                          "silence before we drop a peer (default 45000, above --idle-timeout)")
+        .addOptionWithArg({"drain-timeout"}, KJ_BIND_METHOD(*this, setDrainTimeout), "<ms>",
+                          "how long a Goodbye drain may take (default 1000)")
         .addOptionWithArg({"chunk-size"}, KJ_BIND_METHOD(*this, setChunkSize), "<bytes>",
                           "chunk size of the manifests we build (default 1048576)")
         .addOptionWithArg({"rescan"}, KJ_BIND_METHOD(*this, setRescan), "<ms>",
@@ -206,6 +212,24 @@ class ServeCommand {
     config.session.handshakeTimeout = n * kj::MILLISECONDS;
     return v;
   }
+  Validity setIdleTimeout(kj::StringPtr t) {
+    uint64_t n;
+    auto v = count(t, 10, 3600000, n);
+    config.session.idleTimeout = n * kj::MILLISECONDS;
+    return v;
+  }
+  Validity setDeadTimeout(kj::StringPtr t) {
+    uint64_t n;
+    auto v = count(t, 10, 3600000, n);
+    config.session.deadTimeout = n * kj::MILLISECONDS;
+    return v;
+  }
+  Validity setDrainTimeout(kj::StringPtr t) {
+    uint64_t n;
+    auto v = count(t, 10, 600000, n);
+    config.session.drainTimeout = n * kj::MILLISECONDS;
+    return v;
+  }
   Validity setChunkSize(kj::StringPtr t) {
     uint64_t n;
     auto v = count(t, 4096, codec::kMaxChunkSize, n);
@@ -227,6 +251,9 @@ class ServeCommand {
 
   Validity run() {
     if (!haveLibrary) return "--library is required";
+    if (config.session.deadTimeout <= config.session.idleTimeout) {
+      return "--dead-timeout must be above --idle-timeout";
+    }
     if (config.stateDir.size() == 0) config.stateDir = kj::str(config.libraryDir, "/.shoal");
     if (config.maxConnections > config.maxHandshakes) config.maxHandshakes = config.maxConnections;
     // Signals are taken by this thread with sigtimedwait(); the runtime thread inherits the mask.
