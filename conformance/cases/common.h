@@ -4,6 +4,7 @@
 
 #include <shoal/codec/validate.h>
 #include <shoal/conformance/case.h>
+#include <shoal/peer/transport/identity.h>
 
 namespace shoal::conformance::cases {
 
@@ -31,6 +32,14 @@ inline CaseSpec withBadInputs(CaseSpec s, kj::StringPtr lines) {
   return s;
 }
 
+// Open options for a case that plays the target's library source itself.
+inline Trial::Open requester(kj::Maybe<Announce> announce = nullptr) {
+  Trial::Open o;
+  o.announce = kj::mv(announce);
+  o.requestsToCase = true;
+  return o;
+}
+
 // After the handshake, send `bytes` and expect Error{0, code} then close.
 void afterHandshakeExpectError(Trial& t, kj::ArrayPtr<const kj::byte> bytes, kj::StringPtr what,
                                Code code = Code::PROTOCOL);
@@ -41,5 +50,38 @@ kj::Maybe<PeerId> targetIdOn(Trial& t, Connection& c);
 
 // Reject{code} or Error{0, code}, then close ([HS-7]).
 bool expectRejectOrError(Trial& t, Connection& c, Code code);
+
+}  // namespace shoal::conformance::cases
+
+namespace shoal::conformance::cases {
+
+// A source whose answers a case writes itself; counts the requests it saw.
+class ScriptSource final : public Source {
+ public:
+  explicit ScriptSource(kj::Function<void(Connection&, const codec::InboundFrame&, uint32_t)> answer)
+      : answer(kj::mv(answer)) {}
+  void onRequest(Connection& c, const codec::InboundFrame& request) override {
+    answer(c, request, seen++);
+  }
+  uint32_t seen = 0;
+
+ private:
+  kj::Function<void(Connection&, const codec::InboundFrame&, uint32_t)> answer;
+};
+
+// A snapshot page of `items` (all with empty manifests) for the harness's own library.
+FrameBuilder snapshotPage(uint64_t id, const codec::Summary& summary, uint32_t page, bool last,
+                          kj::ArrayPtr<const kj::StringPtr> items);
+// The summary of a library holding exactly `items` (empty manifests), at `epoch`/`rev`.
+codec::Summary summaryOf(kj::ArrayPtr<const kj::StringPtr> items, uint64_t epoch, uint64_t rev);
+codec::ItemInfo emptyItem(kj::StringPtr id);
+
+// The target's own GetLibrary on `c`, delivered to the case instead of the background source.
+kj::Maybe<codec::InboundFrame> targetGetLibrary(Trial& t, Connection& c);
+
+// Assembles the Manifest answer to GetManifest{itemId}; null after a failure.
+kj::Maybe<codec::Manifest> fetchManifest(Trial& t, Connection& c, kj::StringPtr itemId);
+// The target's item list (every snapshot page).
+kj::Maybe<kj::Array<codec::ItemInfo>> fetchItems(Trial& t, Connection& c);
 
 }  // namespace shoal::conformance::cases

@@ -253,8 +253,7 @@ void helloBelowMinimumFrame(Trial& t) {
 
 // Segment counts of what the target sends during a handshake and a library sync.
 void segmentsUsed(Trial& t, uint32_t limit) {
-  KJ_IF_MAYBE (c, t.establish()) {
-    c->deliver(Which::GET_LIBRARY);
+  KJ_IF_MAYBE (c, t.establish(requester())) {
     KJ_IF_MAYBE (pages, t.request(*c, getLibraryFrame(c->nextRequestId()))) {
       for (auto& p : *pages) {
         auto bytes = p.bytes();

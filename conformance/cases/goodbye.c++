@@ -1,5 +1,218 @@
+// §10 Goodbye: the drain, both as its receiver and its sender, and shutdown.
 #include "common.h"
 
+#include <shoal/codec/manifest.h>
+
+namespace shoal::conformance::cases {
+
+namespace {
+
+Settings shortDrain(uint32_t ms) {
+  Settings s;
+  s.drainMs = ms;
+  return s;
+}
+
+void leaveBeforeHandshake(Trial& t) {
+  KJ_IF_MAYBE (c, t.open()) {
+    t.stopTarget();
+    t.wait(t.quiet(), "for the target to begin stopping");
+    c->send(helloFrame(c->ours()));
+    KJ_IF_MAYBE (e, c->next(t.stepTimeout()).wait(t.io().waitScope)) {
+      KJ_IF_MAYBE (f, e->tryGet<FrameEvent>()) {
+        auto r = f->frame.root();
+        if (t.check(r.isReject() && r.getReject().getCode() == Code::SHUTTING_DOWN, "BYE-1",
+                    "a close, or Reject{shuttingDown}", kj::str(r))) {
+          t.expectClose(*c);
+        }
+      }
+    } else {
+      t.fail("BYE-1", kj::str("a close, or Reject{shuttingDown}"), kj::str("nothing"));
+    }
+  }
+}
+
+// Stops the target and returns its Goodbye on `c`.
+kj::Maybe<codec::InboundFrame> stopAndGoodbye(Trial& t, Connection& c) {
+  t.stopTarget();
+  return t.expectFrame(c, "Goodbye{shutdown}", [](Reader f) {
+    return f.isGoodbye() && f.getGoodbye().getReason() == wire::GoodbyeReason::SHUTDOWN;
+  }, "BYE-11");
+}
+
+void lastRequestIdBounded(Trial& t) {
+  KJ_IF_MAYBE (c, t.establish()) {
+    t.request(*c, getManifestFrame(c->nextRequestId(), "alpha"));
+    KJ_IF_MAYBE (g, stopAndGoodbye(t, *c)) {
+      auto last = g->root().getGoodbye().getLastRequestId();
+      t.check(last <= 1, "BYE-2", "lastRequestId no higher than the harness's request 1",
+              kj::str(last));
+    }
+  }
+}
+
+void noRequestsAfterOwnGoodbye(Trial& t) {
+  KJ_IF_MAYBE (c, t.establish(requester())) {
+    if (targetGetLibrary(t, *c) == nullptr) return;
+    if (stopAndGoodbye(t, *c) == nullptr) return;
+    c->send(libraryChangedFrame(codec::Summary{3, 5, codec::libraryDigest(nullptr)}));
+    // The monitor fails any request after its Goodbye ([BYE-3]); it may only close.
+    t.expectClose(*c);
+  }
+}
+
+void answersUpToLastRequestId(Trial& t) {
+  KJ_IF_MAYBE (c, t.establish()) {
+    KJ_IF_MAYBE (m, fetchManifest(t, *c, "gamma")) {
+      uint32_t index = KJ_ASSERT_NONNULL(m->fileIndex("data/level 1/map.bin"));
+      kj::Vector<uint64_t> ids;
+      for (int i = 0; i < 5; ++i) {
+        ids.add(c->nextRequestId());
+        c->send(getChunkFrame(ids.back(), "gamma", m->digest, index, uint64_t(i) * m->chunkSize,
+                              m->chunkSize));
+      }
+      c->flushed().wait(t.io().waitScope);
+      KJ_IF_MAYBE (g, stopAndGoodbye(t, *c)) {
+        (void)g;
+      }
+      // Every request the Goodbye promised, and nothing else, is answered; the monitor checks
+      // one terminal answer each. Answers before the Goodbye count too.
+      c->flushed().wait(t.io().waitScope);
+      t.expectClose(*c);
+    }
+  }
+}
+
+void shuttingDownAboveLast(Trial& t) {
+  KJ_IF_MAYBE (c, t.establish()) {
+    KJ_IF_MAYBE (g, stopAndGoodbye(t, *c)) {
+      uint64_t id = kj::max(g->root().getGoodbye().getLastRequestId(), uint64_t(10)) + 1;
+      c->send(getManifestFrame(id, "alpha"));
+      KJ_IF_MAYBE (e, c->next(t.stepTimeout()).wait(t.io().waitScope)) {
+        KJ_IF_MAYBE (f, e->tryGet<FrameEvent>()) {
+          auto r = f->frame.root();
+          t.check(r.isError() && r.getError().getId() == id &&
+                      r.getError().getCode() == Code::SHUTTING_DOWN,
+                  "BYE-5", "Error{id, shuttingDown} (or the connection already closing)", kj::str(r));
+        }
+      }
+    }
+  }
+}
+
+void senderClosesCleanly(Trial& t) {
+  KJ_IF_MAYBE (c, t.establish()) {
+    if (stopAndGoodbye(t, *c) == nullptr) return;
+    if (!t.expectClose(*c, t.stepTimeout(), "BYE-6")) return;
+    KJ_IF_MAYBE (closed, c->closeEvent()) {
+      t.check(closed->clean(c->isTls()), "BYE-6", "close_notify / FIN after the answers",
+              closed->describe(c->isTls()));
+    }
+  }
+}
+
+void noNewRequestsAfterTheirGoodbye(Trial& t) {
+  KJ_IF_MAYBE (c, t.establish(requester())) {
+    KJ_IF_MAYBE (get, targetGetLibrary(t, *c)) {
+      uint64_t id = get->root().getGetLibrary().getId();
+      c->send(codec::goodbyeFrame(wire::GoodbyeReason::IDLE, "leaving", id));
+      c->send(libraryChangedFrame(codec::Summary{3, 7, codec::libraryDigest(nullptr)}));
+      t.expectSilence(*c, t.quiet(), "BYE-7");
+      c->send(snapshotPage(id, emptySummary(), 0, true, nullptr));
+      t.expectClose(*c, t.stepTimeout(), "BYE-9");
+    }
+  }
+}
+
+void failsAboveLastAtOnce(Trial& t) {
+  KJ_IF_MAYBE (c, t.establish(requester())) {
+    if (targetGetLibrary(t, *c) == nullptr) return;
+    // Goodbye{0}: its outstanding GetLibrary will never be answered, so it has nothing to wait
+    // for and closes at once — long before the 4 s drain deadline.
+    c->send(codec::goodbyeFrame(wire::GoodbyeReason::IDLE, "leaving", 0));
+    t.expectClose(*c, 2 * kj::SECONDS, "BYE-8");
+  }
+}
+
+void drainDeadline(Trial& t) {
+  KJ_IF_MAYBE (c, t.establish(requester())) {
+    KJ_IF_MAYBE (get, targetGetLibrary(t, *c)) {
+      c->send(codec::goodbyeFrame(wire::GoodbyeReason::IDLE, "leaving",
+                                  get->root().getGetLibrary().getId()));
+      t.expectClose(*c, t.stepTimeout(), "BYE-9");  // never answered: the 300 ms deadline
+    }
+  }
+}
+
+void secondGoodbyeIgnored(Trial& t) {
+  KJ_IF_MAYBE (c, t.establish(requester())) {
+    KJ_IF_MAYBE (get, targetGetLibrary(t, *c)) {
+      uint64_t id = get->root().getGetLibrary().getId();
+      c->send(codec::goodbyeFrame(wire::GoodbyeReason::IDLE, "one", id));
+      c->send(codec::goodbyeFrame(wire::GoodbyeReason::IDLE, "two", id));
+      t.expectSilence(*c, t.quiet(), "BYE-10");
+      c->send(snapshotPage(id, emptySummary(), 0, true, nullptr));
+      t.expectClose(*c);
+    }
+  }
+}
+
+void goodbyeToEveryone(Trial& t) {
+  kj::Vector<Connection*> sessions;
+  kj::Vector<kj::Own<Identity>> keys;
+  for (int i = 0; i < 3; ++i) {
+    keys.add(Identity::generate());
+    auto a = t.announce();
+    a.peerId = keys.back()->id();
+    KJ_IF_MAYBE (c, t.establish(Trial::Open{*keys.back(), {}, a})) {
+      sessions.add(c);
+    }
+  }
+  if (t.failed()) return;
+  t.stopTarget();
+  for (auto c : sessions) {
+    t.expectFrame(*c, "Goodbye{shutdown}", [](Reader f) {
+      return f.isGoodbye() && f.getGoodbye().getReason() == wire::GoodbyeReason::SHUTDOWN;
+    });
+    t.expectClose(*c);
+  }
+}
+
+}  // namespace
+
+void goodbyeCases(kj::Vector<CaseSpec>& out) {
+  constexpr uint32_t stops = need::launch | need::stopsTarget;
+  out.add(spec("bye/BYE-1/1", "BYE-1", Role::responder,
+               "stopping before the handshake: close or Reject{shuttingDown}", leaveBeforeHandshake,
+               stops));
+  out.add(spec("bye/BYE-2/1", "BYE-2", Role::responder,
+               "lastRequestId names no request the harness did not send", lastRequestIdBounded, stops));
+  out.add(spec("bye/BYE-3/1", "BYE-3", Role::responder, "no request after its own Goodbye",
+               noRequestsAfterOwnGoodbye, stops));
+  out.add(spec("bye/BYE-4/1", "BYE-4", Role::responder,
+               "requests up to lastRequestId are answered while draining", answersUpToLastRequestId,
+               stops));
+  out.add(spec("bye/BYE-5/1", "BYE-5", Role::responder,
+               "a request above lastRequestId gets shuttingDown", shuttingDownAboveLast, stops));
+  out.add(spec("bye/BYE-6/1", "BYE-6", Role::responder, "the Goodbye's sender closes cleanly",
+               senderClosesCleanly, stops));
+  both(out, "bye/BYE-7/1", "bye/BYE-7/2", "BYE-7", "no new request to a peer that said Goodbye",
+       noNewRequestsAfterTheirGoodbye);
+  both(out, "bye/BYE-8/1", "bye/BYE-8/2", "BYE-8",
+       "requests above lastRequestId fail at once: no wait for the drain", failsAboveLastAtOnce,
+       need::launch, shortDrain(4000));
+  both(out, "bye/BYE-9/1", "bye/BYE-9/2", "BYE-9", "the receiver closes by the drain deadline",
+       drainDeadline, need::launch, shortDrain(300));
+  both(out, "bye/BYE-10/1", "bye/BYE-10/2", "BYE-10", "a second Goodbye is ignored",
+       secondGoodbyeIgnored);
+  out.add(spec("bye/BYE-11/1", "BYE-11", Role::responder, "Goodbye{shutdown} reaches every session",
+               goodbyeToEveryone, stops));
+}
+
+}  // namespace shoal::conformance::cases
+
 namespace shoal::conformance {
-void goodbyeCases(kj::Vector<CaseSpec>&) {}
+void goodbyeCases(kj::Vector<CaseSpec>& out) {
+  cases::goodbyeCases(out);
+}
 }  // namespace shoal::conformance

@@ -1,5 +1,248 @@
+// §2 Transport and identity: TLS 1.3 only, raw Ed25519 keys, ALPN, no resumption, peer ids,
+// pinning, no plaintext fallback, clean closes.
 #include "common.h"
 
+namespace shoal::conformance::cases {
+
+namespace {
+
+// The TLS handshake is refused, or completes only for the harness and the target then ends the
+// connection without a frame: either way no session.
+void expectNoSession(Trial& t, TlsProfile profile) {
+  KJ_IF_MAYBE (result, t.tlsHandshake(Trial::Open{nullptr, kj::mv(profile), nullptr})) {
+    KJ_IF_MAYBE (channel, result->tryGet<kj::Own<Channel>>()) {
+      auto& c = t.adopt(kj::mv(*channel), t.announce());
+      if (t.role() == Role::responder) c.send(helloFrame(c.ours()));
+      t.expectClose(c);
+    }
+  }
+}
+
+void tls12Client(Trial& t) {
+  TlsProfile p;
+  p.priority = TlsProfile::kTls12Priority;
+  expectNoSession(t, kj::mv(p));
+}
+void noClientKey(Trial& t) {
+  TlsProfile p;
+  p.credential = TlsProfile::Credential::none;
+  expectNoSession(t, kj::mv(p));
+}
+void x509Client(Trial& t) {
+  TlsProfile p;
+  p.credential = TlsProfile::Credential::x509;
+  p.priority = "NORMAL:-VERS-ALL:+VERS-TLS1.3";
+  expectNoSession(t, kj::mv(p));
+}
+void ecdsaKey(Trial& t) {
+  TlsProfile p;
+  p.credential = TlsProfile::Credential::rawEcdsa;
+  p.priority = TlsProfile::kEcdsaPriority;
+  expectNoSession(t, kj::mv(p));
+}
+void noAlpn(Trial& t) {
+  TlsProfile p;
+  p.alpn = nullptr;
+  expectNoSession(t, kj::mv(p));
+}
+void otherAlpn(Trial& t) {
+  TlsProfile p;
+  p.alpn = kj::StringPtr("h2");
+  expectNoSession(t, kj::mv(p));
+}
+
+void noTickets(Trial& t) {
+  TlsProfile p;
+  p.inviteTickets = true;
+  KJ_IF_MAYBE (c, t.establish(Trial::Open{nullptr, kj::mv(p), nullptr})) {
+    t.expectAlive(*c);
+    KJ_IF_MAYBE (facts, c->tls()) {
+      (void)facts;
+    }
+    t.check(!c->sessionTicketReceived(), "TR-5", "no NewSessionTicket",
+            kj::str("the target sent a session ticket"));
+  }
+}
+
+void clientOffersNoPsk(Trial& t) {
+  KJ_IF_MAYBE (c, t.open()) {
+    KJ_IF_MAYBE (facts, c->tls()) {
+      for (auto type : facts->clientHelloExtensions) {
+        if (!t.check(type != 41 && type != 42, "TR-5", "no pre_shared_key or early_data extension",
+                     kj::str("ClientHello extension ", type))) {
+          return;
+        }
+      }
+      t.check(facts->clientHelloExtensions.size() > 0, "TR-5", "a ClientHello was seen",
+              kj::str("no extensions recorded"));
+    }
+  }
+}
+
+void helloAckCarriesKeyId(Trial& t) {
+  KJ_IF_MAYBE (c, t.establish()) {
+    KJ_IF_MAYBE (facts, c->tls()) {
+      KJ_IF_MAYBE (h, c->theirs()) {
+        t.check(facts->ed25519, "TR-3", "an Ed25519 key", kj::str("another key type"));
+        t.check(facts->peerId.map([&](const PeerId& id) { return id == h->peerId; }).orDefault(false),
+                "TR-6", "the peerId is the SHA-256 of the TLS key's SPKI", kj::str(h->peerId));
+      }
+    }
+  }
+}
+
+void controlShowsTextForm(Trial& t) {
+  KJ_IF_MAYBE (c, t.establish()) {
+    KJ_IF_MAYBE (api, t.control()) {
+      auto status = api->api().statusRequest().send().wait(t.io().waitScope);
+      auto shown = kj::str(status.getStatus().getPeerId());
+      KJ_IF_MAYBE (id, targetIdOn(t, *c)) {
+        t.check(shown == peer::formatPeerId(*id), "TR-7", kj::str(peer::formatPeerId(*id)),
+                kj::str(shown));
+      }
+    }
+  }
+}
+
+Settings pinned(Settings::Trust trust) {
+  Settings s;
+  s.trust = trust;
+  return s;
+}
+
+void pinnedAdmitsListed(Trial& t) {
+  KJ_IF_MAYBE (c, t.establish()) {
+    t.expectAlive(*c);
+  }
+}
+
+void pinnedRejectsStranger(Trial& t) {
+  KJ_IF_MAYBE (c, t.open()) {
+    c->send(helloFrame(c->ours()));
+    t.expectReject(*c, Code::UNTRUSTED);
+  }
+}
+
+void pinnedInitiatorSendsNoHello(Trial& t) {
+  KJ_IF_MAYBE (c, t.open()) {
+    t.expectClose(*c);
+  }
+}
+
+void plaintextToTlsTarget(Trial& t) {
+  KJ_IF_MAYBE (stream, t.rawStream()) {
+    auto& c = t.adopt(plaintextChannel(kj::mv(*stream)), t.announce());
+    c.tolerateBadBytes();
+    c.send(helloFrame(c.ours()));
+    t.expectClose(c);
+  }
+}
+
+void tlsToPlaintextTarget(Trial& t) {
+  KJ_IF_MAYBE (stream, t.rawStream()) {
+    auto& c = t.adopt(plaintextChannel(kj::mv(*stream)), t.announce());
+    c.sendBytes(fromHex("16030100 f4010000 f0030312 34567890"), "the start of a TLS ClientHello");
+    expectRejectOrError(t, c, Code::PROTOCOL);
+  }
+}
+
+void cleanCloseAfterError(Trial& t) {
+  KJ_IF_MAYBE (c, t.establish()) {
+    c->sendBytes(fromHex("ffffffff 00000000"), "a broken frame");
+    if (!t.expectConnectionError(*c, Code::PROTOCOL, "FR-3")) return;
+    KJ_IF_MAYBE (closed, c->closeEvent()) {
+      t.check(closed->clean(c->isTls()), "TR-12",
+              c->isTls() ? "close_notify, then FIN" : "FIN at a frame boundary",
+              closed->describe(c->isTls()));
+    }
+  }
+}
+
+void cleanCloseAfterReject(Trial& t) {
+  auto a = t.announce();
+  a.versionMin = a.versionMax = 7;
+  KJ_IF_MAYBE (c, t.open(Trial::Open{nullptr, {}, a})) {
+    c->send(helloFrame(c->ours()));
+    if (!t.expectReject(*c, Code::UNSUPPORTED_VERSION, "HS-15")) return;
+    KJ_IF_MAYBE (closed, c->closeEvent()) {
+      t.check(closed->clean(c->isTls()), "TR-12",
+              c->isTls() ? "close_notify, then FIN" : "FIN at a frame boundary",
+              closed->describe(c->isTls()));
+    }
+  }
+}
+
+void oneHandshakePerConnection(Trial& t) {
+  KJ_IF_MAYBE (c, t.establish()) {
+    auto again = t.announce();
+    c->send(helloFrame(again));
+    t.expectConnectionError(*c, Code::PROTOCOL);
+  }
+}
+
+}  // namespace
+
+void transportCases(kj::Vector<CaseSpec>& out) {
+  both(out, "tr/TR-1/1", "tr/TR-1/2", "TR-1", "a second handshake on one connection is refused",
+       oneHandshakePerConnection);
+  auto tls = [&](CaseSpec s, kj::StringPtr bad) {
+    s.needs |= need::tlsOnly;
+    s.badInputs = bad;
+    out.add(kj::mv(s));
+  };
+  tls(spec("tr/TR-2/1", "TR-2", Role::responder, "a client offering TLS 1.2 only", tls12Client), "21");
+  tls(spec("tr/TR-2/2", "TR-2", Role::initiator, "a server speaking TLS 1.2 only", tls12Client), "21");
+  tls(spec("tr/TR-3/1", "TR-3", Role::responder, "a client with no key", noClientKey), "21");
+  tls(spec("tr/TR-3/2", "TR-3", Role::responder, "a client with an X.509 certificate", x509Client), "21");
+  tls(spec("tr/TR-3/3", "TR-3", Role::responder, "a client with an ECDSA raw key", ecdsaKey), "21");
+  tls(spec("tr/TR-3/4", "TR-3", Role::initiator, "a server with an X.509 certificate", x509Client), "21");
+  tls(spec("tr/TR-3/5", "TR-3", Role::initiator, "a server with an ECDSA raw key", ecdsaKey), "21");
+  tls(spec("tr/TR-4/1", "TR-4", Role::responder, "a client offering no ALPN", noAlpn), nullptr);
+  tls(spec("tr/TR-4/2", "TR-4", Role::responder, "a client offering only ALPN h2", otherAlpn), nullptr);
+  tls(spec("tr/TR-4/3", "TR-4", Role::initiator, "a server selecting no ALPN", noAlpn), nullptr);
+  tls(spec("tr/TR-5/1", "TR-5", Role::responder, "no session ticket even when invited", noTickets),
+      nullptr);
+  tls(spec("tr/TR-5/2", "TR-5", Role::initiator, "the ClientHello offers no PSK or early data",
+           clientOffersNoPsk),
+      "22");
+  tls(spec("tr/TR-6/1", "TR-6", Role::responder, "HelloAck.peerId is the TLS key's id",
+           helloAckCarriesKeyId),
+      nullptr);
+  tls(spec("tr/TR-6/2", "TR-6", Role::initiator, "Hello.peerId is the TLS key's id",
+           helloAckCarriesKeyId),
+      nullptr);
+  tls(spec("tr/TR-7/1", "TR-7", Role::responder, "the control API shows the id in text form",
+           controlShowsTextForm, need::control),
+      nullptr);
+  tls(spec("tr/TR-8/1", "TR-8", Role::responder,
+           "a pinned id given in lower case with spaces is accepted", pinnedAdmitsListed,
+           need::launch, pinned(Settings::Trust::pinnedLowercase)),
+      nullptr);
+  out.add(spec("tr/TR-9/1", "TR-9", Role::responder, "pinned: a stranger's Hello is rejected",
+               pinnedRejectsStranger, need::launch | need::tlsOnly,
+               pinned(Settings::Trust::pinnedOther)));
+  out.add(spec("tr/TR-9/2", "TR-9", Role::responder, "pinned: a listed peer is admitted",
+               pinnedAdmitsListed, need::launch | need::tlsOnly,
+               pinned(Settings::Trust::pinnedHarness)));
+  tls(spec("tr/TR-10/1", "TR-10", Role::initiator, "pinned: no Hello to an unlisted responder",
+           pinnedInitiatorSendsNoHello, need::launch, pinned(Settings::Trust::pinnedOther)),
+      "20");
+  tls(spec("tr/TR-11/1", "TR-11", Role::responder,
+           "a plaintext Hello to a TLS target gets no plaintext frame", plaintextToTlsTarget),
+      nullptr);
+  out.add(spec("tr/TR-11/2", "TR-11", Role::responder,
+               "a TLS ClientHello to a plaintext target is a bad frame", tlsToPlaintextTarget,
+               need::plaintextOnly));
+  both(out, "tr/TR-12/1", "tr/TR-12/2", "TR-12", "the close after Error{0} is clean",
+       cleanCloseAfterError);
+  out.add(spec("tr/TR-12/3", "TR-12", Role::responder, "the close after Reject is clean",
+               cleanCloseAfterReject));
+}
+
+}  // namespace shoal::conformance::cases
+
 namespace shoal::conformance {
-void transportCases(kj::Vector<CaseSpec>&) {}
+void transportCases(kj::Vector<CaseSpec>& out) {
+  cases::transportCases(out);
+}
 }  // namespace shoal::conformance

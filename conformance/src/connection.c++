@@ -229,8 +229,8 @@ void Connection::onBytes(kj::ArrayPtr<const kj::byte> bytes) {
                 context.timer.now(), index, EntryKind::rawReceived,
                 kj::str("not a valid frame: ", codec::name(failure.error), ": ", failure.message),
                 hex(bytes));
-            context.onViolation(
-                Violation{"FR-1", kj::str("the target sent bytes that are not a valid frame: ",
+            if (!badBytesExpected)
+              context.onViolation(Violation{"FR-1", kj::str("the target sent bytes that are not a valid frame: ",
                                           codec::name(failure.error), ": ", failure.message)});
             push(BadBytes{kj::mv(failure)});
             return;

@@ -75,6 +75,7 @@ class PlainChannel final : public Channel {
   }
   bool isTls() const override { return false; }
   kj::Maybe<const TlsFacts&> facts() const override { return nullptr; }
+  bool sessionTicketReceived() const override { return false; }
 
  private:
   kj::Own<kj::AsyncIoStream> stream;
@@ -287,6 +288,9 @@ class TlsChannel final : public Channel {
   }
   bool isTls() const override { return true; }
   kj::Maybe<const TlsFacts&> facts() const override { return learnt; }
+  bool sessionTicketReceived() const override {
+    return (gnutls_session_get_flags(session) & GNUTLS_SFLAGS_SESSION_TICKET) != 0;
+  }
 
  private:
   kj::Maybe<kj::AsyncIoStream&> innerRef() {

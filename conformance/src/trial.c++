@@ -159,9 +159,18 @@ Connection& Trial::adopt(kj::Own<Channel> channel, Announce announce) {
 kj::Maybe<Connection&> Trial::open(Open options) {
   if (failed()) return nullptr;
   Announce a = options.announce.orDefault(announce());
+  bool toCase = options.requestsToCase;
+  auto prepared = [toCase](Connection& c) -> Connection& {
+    if (toCase) {
+      c.deliver(Which::GET_LIBRARY);
+      c.deliver(Which::GET_MANIFEST);
+      c.deliver(Which::GET_CHUNK);
+    }
+    return c;
+  };
   if (!env.tls) {
     KJ_IF_MAYBE (stream, rawStream()) {
-      return adopt(plaintextChannel(kj::mv(*stream)), kj::mv(a));
+      return prepared(adopt(plaintextChannel(kj::mv(*stream)), kj::mv(a)));
     }
     return nullptr;
   }
@@ -171,7 +180,7 @@ kj::Maybe<Connection&> Trial::open(Open options) {
            kj::str("refused: ", refused->reason));
       return nullptr;
     }
-    return adopt(kj::mv(result->get<kj::Own<Channel>>()), kj::mv(a));
+    return prepared(adopt(kj::mv(result->get<kj::Own<Channel>>()), kj::mv(a)));
   }
   return nullptr;
 }

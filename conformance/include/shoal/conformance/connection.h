@@ -78,6 +78,10 @@ class Connection {
   Role targetRole() const { return role; }
   bool isTls() const { return channel->isTls(); }
   kj::Maybe<const TlsFacts&> tls() const { return channel->facts(); }
+  bool sessionTicketReceived() const { return channel->sessionTicketReceived(); }
+  // Bytes that are not frames are expected here (a TLS record on a plaintext connection): they
+  // end the connection's frames but break no requirement.
+  void tolerateBadBytes() { badBytesExpected = true; }
   const Announce& ours() const { return announce; }
   Announce& ours() { return announce; }
   kj::Maybe<const TheirHello&> theirs() const { return their; }
@@ -140,6 +144,7 @@ class Connection {
   kj::Maybe<TheirHello> their;
   codec::FrameDecoder decoder;
   bool decoderFailed = false;
+  bool badBytesExpected = false;
   uint64_t lastRequestId = 0;
 
   kj::Vector<Event> inbox;

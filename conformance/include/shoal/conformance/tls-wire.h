@@ -89,6 +89,8 @@ class Channel {
   virtual void reset() = 0;
   virtual bool isTls() const = 0;
   virtual kj::Maybe<const TlsFacts&> facts() const = 0;
+  // A TLS 1.3 NewSessionTicket arrived since the handshake (client side).
+  virtual bool sessionTicketReceived() const = 0;
 };
 
 kj::Own<Channel> plaintextChannel(kj::Own<kj::AsyncIoStream> stream);
