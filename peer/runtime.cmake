@@ -27,4 +27,4 @@ shoal_test(runtime-integration-test unit
   SOURCES
     test/runtime/runtime-test.c++
     test/runtime/wire-test.c++
-  LIBS shoal-runtime)
+  LIBS shoal-runtime shoal-conformance-engine)

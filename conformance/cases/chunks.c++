@@ -19,7 +19,8 @@ void expectCode(Trial& t, Ask ask, Code code, kj::StringPtr requirement = "CHK-1
   KJ_IF_MAYBE (c, t.establish()) {
     KJ_IF_MAYBE (m, fetchManifest(t, *c, "gamma")) {
       auto digest = ask.staleDigest ? codec::sha256("old"_kj.asBytes()) : m->digest;
-      KJ_IF_MAYBE (pages, t.request(*c, getChunkFrame(c->nextRequestId(), ask.item, digest, ask.file, ask.offset, ask.length))) {
+      KJ_IF_MAYBE (pages, t.request(*c, getChunkFrame(c->nextRequestId(), ask.item, digest,
+                                                      ask.file, ask.offset, ask.length))) {
         auto r = (*pages)[0].root();
         t.check(r.isError() && r.getError().getCode() == code, requirement,
                 kj::str("Error{id, ", codec::name(code), "}"), kj::str(r));
@@ -56,7 +57,8 @@ void tooLargeForRequester(Trial& t) {
   KJ_IF_MAYBE (c, t.establish(Trial::Open{nullptr, {}, a})) {
     KJ_IF_MAYBE (m, fetchManifest(t, *c, "gamma")) {
       uint32_t index = KJ_ASSERT_NONNULL(m->fileIndex("data/level 1/map.bin"));
-      KJ_IF_MAYBE (pages, t.request(*c, getChunkFrame(c->nextRequestId(), "gamma", m->digest, index, 0, 200000))) {
+      KJ_IF_MAYBE (pages, t.request(*c, getChunkFrame(c->nextRequestId(), "gamma", m->digest, index,
+                                                      0, 200000))) {
         auto r = (*pages)[0].root();
         t.check(r.isError() && r.getError().getCode() == Code::TOO_LARGE, "CHK-1",
                 "Error{id, tooLarge} (the Chunk would not fit 64 KiB)", kj::str(r));
@@ -72,7 +74,8 @@ void exactBytes(Trial& t, kj::StringPtr path, uint64_t offset, uint32_t length) 
         auto& file = KJ_ASSERT_NONNULL(KJ_ASSERT_NONNULL(fixture->item("gamma")).file(path));
         uint32_t index = KJ_ASSERT_NONNULL(m->fileIndex(path));
         if (length == 0) length = uint32_t(file.content.size() - offset);
-        KJ_IF_MAYBE (pages, t.request(*c, getChunkFrame(c->nextRequestId(), "gamma", m->digest, index, offset, length))) {
+        KJ_IF_MAYBE (pages, t.request(*c, getChunkFrame(c->nextRequestId(), "gamma", m->digest,
+                                                        index, offset, length))) {
           auto r = (*pages)[0].root();
           if (!t.check(r.isChunk(), "CHK-2", "a Chunk", kj::str(r))) return;
           auto data = r.getChunk().getData();
@@ -101,13 +104,15 @@ void changedFileIsStale(Trial& t) {
   KJ_IF_MAYBE (c, t.establish()) {
     KJ_IF_MAYBE (m, fetchManifest(t, *c, "gamma")) {
       KJ_IF_MAYBE (fixture, t.fixture()) {
-        auto& file = KJ_ASSERT_NONNULL(KJ_ASSERT_NONNULL(fixture->item("gamma")).file("readme.txt"));
+        auto& file =
+            KJ_ASSERT_NONNULL(KJ_ASSERT_NONNULL(fixture->item("gamma")).file("readme.txt"));
         auto changed = kj::heapArray(file.content.asPtr());
         changed[0] ^= 0xff;
         changed[999] ^= 0xff;
         fixture->overwrite("gamma", "readme.txt", changed);
         uint32_t index = KJ_ASSERT_NONNULL(m->fileIndex("readme.txt"));
-        KJ_IF_MAYBE (pages, t.request(*c, getChunkFrame(c->nextRequestId(), "gamma", m->digest, index, 0, 1000))) {
+        KJ_IF_MAYBE (pages, t.request(*c, getChunkFrame(c->nextRequestId(), "gamma", m->digest,
+                                                        index, 0, 1000))) {
           auto r = (*pages)[0].root();
           t.check(r.isError() && r.getError().getCode() == Code::STALE, "CHK-3",
                   "Error{id, stale}, never the new bytes", kj::str(r));
@@ -137,15 +142,18 @@ void chunkCases(kj::Vector<CaseSpec>& out) {
   for (auto& r : rows)
     out.add(spec(r.id, "CHK-1", Role::responder, r.title, r.run, need::launch));
   out[out.size() - 4].badInputs = "15";
-  both(out, "chk/CHK-2/1", "chk/CHK-2/2", "CHK-2", "a whole small file", wholeSmallFile, need::launch);
+  both(out, "chk/CHK-2/1", "chk/CHK-2/2", "CHK-2", "a whole small file", wholeSmallFile,
+       need::launch);
   both(out, "chk/CHK-2/3", "chk/CHK-2/4", "CHK-2", "the second chunk of a file", secondChunk,
        need::launch);
   both(out, "chk/CHK-2/5", "chk/CHK-2/6", "CHK-2", "a file's short last chunk", lastPartialChunk,
        need::launch);
-  both(out, "chk/CHK-2/7", "chk/CHK-2/8", "CHK-2", "an unaligned range", unalignedRange, need::launch);
-  out.add(withBadInputs(spec("chk/CHK-3/1", "CHK-3", Role::responder,
-                             "a file changed after hashing is stale", changedFileIsStale,
-                             need::launch), "27"));
+  both(out, "chk/CHK-2/7", "chk/CHK-2/8", "CHK-2", "an unaligned range", unalignedRange,
+       need::launch);
+  out.add(
+      withBadInputs(spec("chk/CHK-3/1", "CHK-3", Role::responder,
+                         "a file changed after hashing is stale", changedFileIsStale, need::launch),
+                    "27"));
 }
 
 }  // namespace shoal::conformance::cases

@@ -80,8 +80,8 @@ FrameBuilder snapshotPage(uint64_t id, const codec::Summary& summary, uint32_t p
 }
 
 kj::Maybe<codec::InboundFrame> targetGetLibrary(Trial& t, Connection& c) {
-  return t.expectFrame(c, "the target's GetLibrary", [](Reader f) { return f.isGetLibrary(); },
-                       "LIB-8");
+  return t.expectFrame(
+      c, "the target's GetLibrary", [](Reader f) { return f.isGetLibrary(); }, "LIB-8");
 }
 
 kj::Maybe<codec::Manifest> fetchManifest(Trial& t, Connection& c, kj::StringPtr itemId) {

@@ -58,7 +58,8 @@ namespace shoal::conformance::cases {
 // A source whose answers a case writes itself; counts the requests it saw.
 class ScriptSource final : public Source {
  public:
-  explicit ScriptSource(kj::Function<void(Connection&, const codec::InboundFrame&, uint32_t)> answer)
+  explicit ScriptSource(
+      kj::Function<void(Connection&, const codec::InboundFrame&, uint32_t)> answer)
       : answer(kj::mv(answer)) {}
   void onRequest(Connection& c, const codec::InboundFrame& request) override {
     answer(c, request, seen++);

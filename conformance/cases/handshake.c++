@@ -109,7 +109,8 @@ void secondHelloSameKey(Trial& t) {
   }
 }
 
-// --- deadline --------------------------------------------------------------------------------------
+// --- deadline
+// --------------------------------------------------------------------------------------
 
 Settings quickHandshake() {
   Settings s;
@@ -141,7 +142,8 @@ void slowloris(Trial& t) {
   }
 }
 
-// --- Hello checks (Table 3) -----------------------------------------------------------------------
+// --- Hello checks (Table 3)
+// -----------------------------------------------------------------------
 
 void invalidHello(Trial& t, kj::Function<void(wire::Hello::Builder)> breakIt) {
   KJ_IF_MAYBE (c, t.open()) {
@@ -152,8 +154,10 @@ void invalidHello(Trial& t, kj::Function<void(wire::Hello::Builder)> breakIt) {
   }
 }
 
-#define HELLO_CASE(fn, body) \
-  void fn(Trial& t) { invalidHello(t, [&](wire::Hello::Builder h) { body; }); }
+#define HELLO_CASE(fn, body)                                \
+  void fn(Trial& t) {                                       \
+    invalidHello(t, [&](wire::Hello::Builder h) { body; }); \
+  }
 
 HELLO_CASE(helloShortPeerId, {
   kj::byte id[31] = {};
@@ -317,7 +321,8 @@ void noCommonVersion(Trial& t) {
   a.versionMax = 3;
   KJ_IF_MAYBE (c, t.open(Trial::Open{nullptr, {}, a})) {
     c->send(helloFrame(c->ours()));
-    KJ_IF_MAYBE (r, t.expectNext(*c, "Reject{unsupportedVersion, 1, 1}", [](Reader f) { return f.isReject(); })) {
+    KJ_IF_MAYBE (r, t.expectNext(*c, "Reject{unsupportedVersion, 1, 1}",
+                                 [](Reader f) { return f.isReject(); })) {
       auto reject = r->root().getReject();
       t.check(reject.getCode() == Code::UNSUPPORTED_VERSION && reject.getVersionMin() == 1 &&
                   reject.getVersionMax() == 1,
@@ -393,21 +398,28 @@ void handshakeCases(kj::Vector<CaseSpec>& out) {
   out.add(spec("hs/HS-2/1", "HS-2", Role::responder, "the responder sends nothing before Hello",
                responderWaitsForHello));
   out.add(spec("hs/HS-2/2", "HS-2", Role::initiator,
-               "the initiator sends nothing after Hello until HelloAck", initiatorWaitsForHelloAck));
-  out.add(spec("hs/HS-3/1", "HS-3", Role::responder, "GetLibrary first", wrongFirstFrame<firstGetLibrary>));
+               "the initiator sends nothing after Hello until HelloAck",
+               initiatorWaitsForHelloAck));
+  out.add(spec("hs/HS-3/1", "HS-3", Role::responder, "GetLibrary first",
+               wrongFirstFrame<firstGetLibrary>));
   out.add(spec("hs/HS-3/2", "HS-3", Role::responder, "Ping first", wrongFirstFrame<firstPing>));
-  out.add(spec("hs/HS-3/3", "HS-3", Role::responder, "HelloAck first", wrongFirstFrame<firstHelloAck>));
-  out.add(spec("hs/HS-3/4", "HS-3", Role::responder, "Goodbye first", wrongFirstFrame<firstGoodbye>));
+  out.add(
+      spec("hs/HS-3/3", "HS-3", Role::responder, "HelloAck first", wrongFirstFrame<firstHelloAck>));
+  out.add(
+      spec("hs/HS-3/4", "HS-3", Role::responder, "Goodbye first", wrongFirstFrame<firstGoodbye>));
   out.add(spec("hs/HS-3/5", "HS-3", Role::responder, "Chunk first", wrongFirstFrame<firstChunk>));
-  out.add(spec("hs/HS-3/6", "HS-3", Role::responder, "Error{0} first: just close", firstFrameError0));
-  out.add(spec("hs/HS-4/1", "HS-4", Role::initiator, "Ping instead of HelloAck", wrongFirstFrame<firstPing>));
+  out.add(
+      spec("hs/HS-3/6", "HS-3", Role::responder, "Error{0} first: just close", firstFrameError0));
+  out.add(spec("hs/HS-4/1", "HS-4", Role::initiator, "Ping instead of HelloAck",
+               wrongFirstFrame<firstPing>));
   out.add(spec("hs/HS-4/2", "HS-4", Role::initiator, "GetLibrary instead of HelloAck",
                wrongFirstFrame<firstGetLibrary>));
   out.add(spec("hs/HS-4/3", "HS-4", Role::initiator, "Hello instead of HelloAck",
                wrongFirstFrame<firstHelloFromResponder>));
   out.add(spec("hs/HS-4/4", "HS-4", Role::initiator, "Reject: the initiator closes",
                initiatorClosesAfterReject));
-  out.add(spec("hs/HS-4/5", "HS-4", Role::initiator, "Error{0}: the initiator closes", firstFrameError0));
+  out.add(spec("hs/HS-4/5", "HS-4", Role::initiator, "Error{0}: the initiator closes",
+               firstFrameError0));
   out.add(spec("hs/HS-5/1", "HS-5", Role::responder, "a second Hello", secondHelloSameKey));
   out.add(spec("hs/HS-5/2", "HS-5", Role::responder, "HelloAck after the handshake",
                handshakeFrameAfterHandshake<firstHelloAck>));
@@ -417,12 +429,18 @@ void handshakeCases(kj::Vector<CaseSpec>& out) {
                handshakeFrameAfterHandshake<rejectAfter>));
   out.add(spec("hs/HS-5/5", "HS-5", Role::initiator, "Hello from the responder after the handshake",
                handshakeFrameAfterHandshake<secondHelloFrame>));
-  out.add(withBadInputs(spec("hs/HS-6/1", "HS-6", Role::responder, "a TCP connection that says nothing",
-                             silentTcp, need::launch, quickHandshake()), "7"));
-  out.add(withBadInputs(spec("hs/HS-6/2", "HS-6", Role::responder, "one byte of Hello, then nothing",
-                             oneByteOfHello, need::launch, quickHandshake()), "7"));
-  out.add(withBadInputs(spec("hs/HS-6/3", "HS-6", Role::responder, "a Hello trickled a byte per 100 ms",
-                             slowloris, need::launch, quickHandshake()), "7"));
+  out.add(
+      withBadInputs(spec("hs/HS-6/1", "HS-6", Role::responder, "a TCP connection that says nothing",
+                         silentTcp, need::launch, quickHandshake()),
+                    "7"));
+  out.add(
+      withBadInputs(spec("hs/HS-6/2", "HS-6", Role::responder, "one byte of Hello, then nothing",
+                         oneByteOfHello, need::launch, quickHandshake()),
+                    "7"));
+  out.add(
+      withBadInputs(spec("hs/HS-6/3", "HS-6", Role::responder, "a Hello trickled a byte per 100 ms",
+                         slowloris, need::launch, quickHandshake()),
+                    "7"));
   struct Row {
     kj::StringPtr id, title;
     void (*run)(Trial&);
@@ -454,12 +472,14 @@ void handshakeCases(kj::Vector<CaseSpec>& out) {
   out.add(spec("hs/HS-7/19", "HS-7", Role::initiator, "an invalid HelloAck (version 0)",
                initiatorGetsInvalidHelloAck));
   out.add(withBadInputs(spec("hs/HS-8/1", "HS-8", Role::responder, "Hello claims another key's id",
-                             helloWithAnotherKeysId, need::tlsOnly), "20"));
+                             helloWithAnotherKeysId, need::tlsOnly),
+                        "20"));
   out.add(spec("hs/HS-9/1", "HS-9", Role::responder, "Hello claims the target's own id",
                helloWithTargetsOwnId));
-  out.add(withBadInputs(spec("hs/HS-10/1", "HS-10", Role::initiator,
-                             "HelloAck claims another key's id", helloAckWithAnotherId,
-                             need::tlsOnly), "20"));
+  out.add(
+      withBadInputs(spec("hs/HS-10/1", "HS-10", Role::initiator, "HelloAck claims another key's id",
+                         helloAckWithAnotherId, need::tlsOnly),
+                    "20"));
   out.add(spec("hs/HS-10/2", "HS-10", Role::initiator, "HelloAck with version 2",
                helloAckWithOtherVersion));
   out.add(spec("hs/HS-11/1", "HS-11", Role::responder, "a third session with maxConnections 2",
@@ -476,8 +496,8 @@ void handshakeCases(kj::Vector<CaseSpec>& out) {
                sameInstanceEverywhere));
   out.add(spec("hs/HS-17/1", "HS-17", Role::responder,
                "two sessions, same key and instance: the newer wins", duplicateSameInstance));
-  out.add(spec("hs/HS-18/1", "HS-18", Role::responder,
-               "a new instance replaces the old session", duplicateNewInstance));
+  out.add(spec("hs/HS-18/1", "HS-18", Role::responder, "a new instance replaces the old session",
+               duplicateNewInstance));
   out.add(spec("hs/HS-19/1", "HS-19", Role::responder,
                "the losing session gets Goodbye{duplicate} and drains", duplicateDrains));
 }

@@ -16,8 +16,10 @@ void listsExactlyTheFixture(Trial& t) {
     KJ_IF_MAYBE (c, t.establish()) {
       KJ_IF_MAYBE (items, fetchItems(t, *c)) {
         kj::Vector<kj::String> got, want;
-        for (auto& i : *items) got.add(kj::str(i.itemId));
-        for (auto& i : fixture->items()) want.add(kj::str(i.itemId));
+        for (auto& i : *items)
+          got.add(kj::str(i.itemId));
+        for (auto& i : fixture->items())
+          want.add(kj::str(i.itemId));
         t.check(kj::strArray(got, ",") == kj::strArray(want, ","), t.spec().requirement,
                 kj::str("exactly the items ", kj::strArray(want, ", ")),
                 kj::str("items ", kj::strArray(got, ", ")));
@@ -58,7 +60,8 @@ void digestMatches(Trial& t) {
     KJ_IF_MAYBE (pages, t.request(*c, getLibraryFrame(c->nextRequestId()))) {
       kj::Vector<codec::ItemInfo> items;
       for (auto& p : *pages)
-        for (auto e : p.root().getLibrarySnapshot().getItems()) items.add(codec::itemInfoOf(e));
+        for (auto e : p.root().getLibrarySnapshot().getItems())
+          items.add(codec::itemInfoOf(e));
       auto summary = codec::Summary::fromWire((*pages)[0].root().getLibrarySnapshot().getSummary());
       t.check(codec::libraryDigest(items) == summary.digest, "LIB-7",
               "summary.digest = the library digest of the items", kj::str(summary.digest));
@@ -78,7 +81,8 @@ void upToDateGetsEmptyDelta(Trial& t) {
     KJ_IF_MAYBE (s, summaryOfTarget(t, *c)) {
       KJ_IF_MAYBE (pages, t.request(*c, getLibraryFrame(c->nextRequestId(), s->epoch, s->rev))) {
         auto r = (*pages)[0].root();
-        t.check(pages->size() == 1 && r.isLibraryDelta() && r.getLibraryDelta().getFromRev() == s->rev &&
+        t.check(pages->size() == 1 && r.isLibraryDelta() &&
+                    r.getLibraryDelta().getFromRev() == s->rev &&
                     r.getLibraryDelta().getUpserts().size() == 0 &&
                     r.getLibraryDelta().getRemovals().size() == 0,
                 "LIB-8", "one empty delta page from the current rev", kj::str(r));
@@ -110,8 +114,9 @@ void revAbove(Trial& t) {
 kj::Maybe<codec::Summary> change(Trial& t, Connection& c, kj::StringPtr itemId) {
   KJ_IF_MAYBE (fixture, t.fixture()) {
     fixture->addItem(itemId, "new.txt", "new"_kj.asBytes());
-    KJ_IF_MAYBE (f, t.expectFrame(c, "LibraryChanged", [](Reader f) { return f.isLibraryChanged(); },
-                                  "LIB-15")) {
+    KJ_IF_MAYBE (f, t.expectFrame(
+                        c, "LibraryChanged", [](Reader f) { return f.isLibraryChanged(); },
+                        "LIB-15")) {
       return codec::Summary::fromWire(f->root().getLibraryChanged().getSummary());
     }
   }
@@ -125,7 +130,8 @@ void changeIsDeltaAndRevPlusOne(Trial& t) {
       KJ_IF_MAYBE (after, change(t, *c, "omega")) {
         t.check(after->epoch == before->epoch && after->rev == before->rev + 1, "LIB-6",
                 kj::str("rev ", before->rev + 1), kj::str("rev ", after->rev));
-        KJ_IF_MAYBE (pages, t.request(*c, getLibraryFrame(c->nextRequestId(), before->epoch, before->rev))) {
+        KJ_IF_MAYBE (pages, t.request(*c, getLibraryFrame(c->nextRequestId(), before->epoch,
+                                                          before->rev))) {
           auto r = (*pages)[0].root();
           bool ok = r.isLibraryDelta() && r.getLibraryDelta().getUpserts().size() == 1 &&
                     r.getLibraryDelta().getUpserts()[0].getItemId() == "omega";
@@ -142,7 +148,8 @@ void historyKept(Trial& t) {
     KJ_IF_MAYBE (before, summaryOfTarget(t, *c)) {
       change(t, *c, "omega1");
       change(t, *c, "omega2");
-      KJ_IF_MAYBE (pages, t.request(*c, getLibraryFrame(c->nextRequestId(), before->epoch, before->rev))) {
+      KJ_IF_MAYBE (pages,
+                   t.request(*c, getLibraryFrame(c->nextRequestId(), before->epoch, before->rev))) {
         t.check((*pages)[0].root().isLibraryDelta(), "LIB-11", "a delta over two revisions",
                 kj::str((*pages)[0].root()));
       }
@@ -192,7 +199,8 @@ void notifiesEverySession(Trial& t) {
       b->deliver(Which::LIBRARY_CHANGED);
       KJ_IF_MAYBE (s, change(t, *a, "omega")) {
         t.expectFrame(*b, "LibraryChanged on the second session too", [&](Reader f) {
-          return f.isLibraryChanged() && codec::Summary::fromWire(f.getLibraryChanged().getSummary()) == *s;
+          return f.isLibraryChanged() &&
+                 codec::Summary::fromWire(f.getLibraryChanged().getSummary()) == *s;
         });
       }
     }
@@ -202,11 +210,13 @@ void notifiesEverySession(Trial& t) {
 void changedIsNotAnswered(Trial& t) {
   KJ_IF_MAYBE (c, t.establish(requester())) {
     KJ_IF_MAYBE (get, targetGetLibrary(t, *c)) {
-      c->send(snapshotPage(get->root().getGetLibrary().getId(), codec::Summary{3, 1, codec::libraryDigest(nullptr)}, 0, true, nullptr));
+      c->send(snapshotPage(get->root().getGetLibrary().getId(),
+                           codec::Summary{3, 1, codec::libraryDigest(nullptr)}, 0, true, nullptr));
       c->send(libraryChangedFrame(codec::Summary{3, 2, codec::libraryDigest(nullptr)}));
       // The only frame that may follow is a new GetLibrary (SHOULD, with since = 3/1).
-      KJ_IF_MAYBE (next, t.expectFrame(*c, "GetLibrary{3, 1} (and no answer to LibraryChanged)",
-                                       [](Reader f) { return f.isGetLibrary(); }, "LIB-16")) {
+      KJ_IF_MAYBE (next, t.expectFrame(
+                             *c, "GetLibrary{3, 1} (and no answer to LibraryChanged)",
+                             [](Reader f) { return f.isGetLibrary(); }, "LIB-16")) {
         auto g = next->root().getGetLibrary();
         t.check(g.getSinceEpoch() == 3 && g.getSinceRev() == 1, "LIB-16",
                 "GetLibrary{its epoch, its rev}", kj::str(next->root()));
@@ -325,11 +335,12 @@ void libraryCases(kj::Vector<CaseSpec>& out) {
   out.add(spec("lib/LIB-11/1", "LIB-11", Role::responder, "a delta across two revisions",
                historyKept, need::launch, rescanning()));
   out.add(spec("lib/LIB-12/1", "LIB-12", Role::responder,
-               "a partial snapshot does not replace the view", viewOnlyAfterLastPage, need::control));
+               "a partial snapshot does not replace the view", viewOnlyAfterLastPage,
+               need::control));
   both(out, "lib/LIB-13/1", "lib/LIB-13/2", "LIB-13", "a delta removing an unknown item: resync",
        removesUnknown);
-  both(out, "lib/LIB-13/3", "lib/LIB-13/4", "LIB-13", "a delta naming an item in both lists: resync",
-       upsertAndRemove);
+  both(out, "lib/LIB-13/3", "lib/LIB-13/4", "LIB-13",
+       "a delta naming an item in both lists: resync", upsertAndRemove);
   both(out, "lib/LIB-14/1", "lib/LIB-14/2", "LIB-14", "a snapshot with a wrong digest: resync",
        wrongDigestResyncs);
   out.add(spec("lib/LIB-15/1", "LIB-15", Role::responder, "LibraryChanged reaches every session",

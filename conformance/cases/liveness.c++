@@ -104,8 +104,8 @@ void livenessCases(kj::Vector<CaseSpec>& out) {
   out.add(spec("liv/LIV-3/1", "LIV-3", Role::responder,
                "Cancel frames alone keep a session alive past deadTimeout", anyFrameIsLife,
                need::launch, fastTimers()));
-  both(out, "liv/LIV-4/1", "liv/LIV-4/2", "LIV-4", "a silent connection is closed", deadTimeoutCloses,
-       need::launch, fastTimers());
+  both(out, "liv/LIV-4/1", "liv/LIV-4/2", "LIV-4", "a silent connection is closed",
+       deadTimeoutCloses, need::launch, fastTimers());
   both(out, "liv/LIV-5/1", "liv/LIV-5/2", "LIV-5", "an unmatched Pong is ignored", unmatchedPong);
   both(out, "liv/LIV-6/1", "liv/LIV-6/2", "LIV-6", "Ping is answered during a Goodbye drain",
        pingDuringDrain);

@@ -43,10 +43,10 @@ void invalidItemId(Trial& t, kj::ArrayPtr<const char> id) {
   }
 }
 
-#define BAD_ID(fn, literal)                                   \
-  void fn(Trial& t) {                                         \
-    static constexpr char id[] = literal;                     \
-    invalidItemId(t, kj::arrayPtr(id, sizeof(id) - 1));       \
+#define BAD_ID(fn, literal)                             \
+  void fn(Trial& t) {                                   \
+    static constexpr char id[] = literal;               \
+    invalidItemId(t, kj::arrayPtr(id, sizeof(id) - 1)); \
   }
 BAD_ID(idEmpty, "")
 BAD_ID(idDot, ".")
@@ -100,8 +100,10 @@ void regularFilesOnly(Trial& t) {
       KJ_IF_MAYBE (fixture, t.fixture()) {
         auto& want = KJ_ASSERT_NONNULL(fixture->item("gamma"));
         kj::Vector<kj::String> got, expected;
-        for (auto& f : m->files) got.add(kj::str(f.path));
-        for (auto& f : want.files) expected.add(kj::str(f.path));
+        for (auto& f : m->files)
+          got.add(kj::str(f.path));
+        for (auto& f : want.files)
+          expected.add(kj::str(f.path));
         t.check(kj::strArray(got, "|") == kj::strArray(expected, "|"), t.spec().requirement,
                 kj::str("exactly the regular files ", kj::strArray(expected, ", ")),
                 kj::str(kj::strArray(got, ", ")));
@@ -213,7 +215,8 @@ void symlinkSwapNeverServed(Trial& t) {
         writeFile(secret, "TOP-SECRET-MARKER-TOP-SECRET-MARKER-TOP-SECRET-MARKER"_kj.asBytes());
         fixture->replaceWithSymlink("gamma", "readme.txt", secret);
         uint32_t index = KJ_ASSERT_NONNULL(m->fileIndex("readme.txt"));
-        KJ_IF_MAYBE (pages, t.request(*c, getChunkFrame(c->nextRequestId(), "gamma", m->digest, index, 0, 53))) {
+        KJ_IF_MAYBE (pages, t.request(*c, getChunkFrame(c->nextRequestId(), "gamma", m->digest,
+                                                        index, 0, 53))) {
           auto r = (*pages)[0].root();
           t.check(r.isError(), "MAN-11", "an Error (stale), never the bytes behind the symlink",
                   kj::str(r));
@@ -263,17 +266,20 @@ void manifestCases(kj::Vector<CaseSpec>& out) {
   out[out.size() - 2].badInputs = "14";
   out.add(withBadInputs(spec("man/MAN-11/1", "MAN-11", Role::responder,
                              "a file swapped for a symlink after indexing is never served",
-                             symlinkSwapNeverServed, need::launch), "11"));
-  out.add(withBadInputs(spec("man/MAN-12/1", "MAN-12", Role::responder,
-                             "symlinks, FIFOs and folders are not listed", regularFilesOnly,
-                             need::launch), "12"));
+                             symlinkSwapNeverServed, need::launch),
+                        "11"));
+  out.add(withBadInputs(
+      spec("man/MAN-12/1", "MAN-12", Role::responder, "symlinks, FIFOs and folders are not listed",
+           regularFilesOnly, need::launch),
+      "12"));
   out.add(spec("man/MAN-13/1", "MAN-13", Role::responder, "files sorted bytewise ('a-b' < 'a/b')",
                regularFilesOnly, need::launch));
   out.add(spec("man/MAN-14/1", "MAN-14", Role::responder, "no file path is a folder of another",
                noPrefixConflict));
   out.add(withBadInputs(spec("man/MAN-15/1", "MAN-15", Role::responder,
                              "an item with a path v1 cannot carry is not listed",
-                             unlistableItemLeftOut, need::launch), "10"));
+                             unlistableItemLeftOut, need::launch),
+                        "10"));
   out.add(spec("man/MAN-16/1", "MAN-16", Role::responder, "chunkSize within bounds",
                chunkSizeInBounds));
   out.add(spec("man/MAN-17/1", "MAN-17", Role::responder, "chunk counts and sizes add up",

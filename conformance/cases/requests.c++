@@ -26,67 +26,94 @@ const kj::StringPtr kTwo[] = {"a-item", "b-item"};
 
 void pageOneFirst(Trial& t) {
   auto s = summaryOf(kTwo, 5, 1);
-  answerTargetsRequest(t, [&](Connection& c, uint64_t id) {
-    c.send(snapshotPage(id, s, 1, true, kj::arrayPtr(kTwo, 1)));
-  }, true, "RQ-6");
+  answerTargetsRequest(
+      t,
+      [&](Connection& c, uint64_t id) {
+        c.send(snapshotPage(id, s, 1, true, kj::arrayPtr(kTwo, 1)));
+      },
+      true, "RQ-6");
 }
 void pageRepeated(Trial& t) {
   auto s = summaryOf(kTwo, 5, 1);
-  answerTargetsRequest(t, [&](Connection& c, uint64_t id) {
-    c.send(snapshotPage(id, s, 0, false, kj::arrayPtr(kTwo, 1)));
-    c.send(snapshotPage(id, s, 0, true, kj::arrayPtr(kTwo + 1, 1)));
-  }, true, "RQ-6");
+  answerTargetsRequest(
+      t,
+      [&](Connection& c, uint64_t id) {
+        c.send(snapshotPage(id, s, 0, false, kj::arrayPtr(kTwo, 1)));
+        c.send(snapshotPage(id, s, 0, true, kj::arrayPtr(kTwo + 1, 1)));
+      },
+      true, "RQ-6");
 }
 void summaryChanges(Trial& t) {
   auto s = summaryOf(kTwo, 5, 1);
   auto other = summaryOf(kTwo, 5, 2);
-  answerTargetsRequest(t, [&](Connection& c, uint64_t id) {
-    c.send(snapshotPage(id, s, 0, false, kj::arrayPtr(kTwo, 1)));
-    c.send(snapshotPage(id, other, 1, true, kj::arrayPtr(kTwo + 1, 1)));
-  }, true, "RQ-6");
+  answerTargetsRequest(
+      t,
+      [&](Connection& c, uint64_t id) {
+        c.send(snapshotPage(id, s, 0, false, kj::arrayPtr(kTwo, 1)));
+        c.send(snapshotPage(id, other, 1, true, kj::arrayPtr(kTwo + 1, 1)));
+      },
+      true, "RQ-6");
 }
 void itemsNotAfterPrevious(Trial& t) {
   auto s = summaryOf(kTwo, 5, 1);
-  answerTargetsRequest(t, [&](Connection& c, uint64_t id) {
-    c.send(snapshotPage(id, s, 0, false, kj::arrayPtr(kTwo + 1, 1)));
-    c.send(snapshotPage(id, s, 1, true, kj::arrayPtr(kTwo, 1)));
-  }, true, "RQ-6");
+  answerTargetsRequest(
+      t,
+      [&](Connection& c, uint64_t id) {
+        c.send(snapshotPage(id, s, 0, false, kj::arrayPtr(kTwo + 1, 1)));
+        c.send(snapshotPage(id, s, 1, true, kj::arrayPtr(kTwo, 1)));
+      },
+      true, "RQ-6");
 }
 void deltaAfterSnapshot(Trial& t) {
   auto s = summaryOf(kTwo, 5, 1);
-  answerTargetsRequest(t, [&](Connection& c, uint64_t id) {
-    c.send(snapshotPage(id, s, 0, false, kj::arrayPtr(kTwo, 1)));
-    auto frame = codec::newFrame();
-    auto d = codec::rootOf(*frame).initLibraryDelta();
-    d.setId(id);
-    d.setFromRev(1);
-    s.toWire(d.initSummary());
-    d.setPage(1);
-    d.setLast(true);
-    c.send(kj::mv(frame));
-  }, true, "RQ-13");
+  answerTargetsRequest(
+      t,
+      [&](Connection& c, uint64_t id) {
+        c.send(snapshotPage(id, s, 0, false, kj::arrayPtr(kTwo, 1)));
+        auto frame = codec::newFrame();
+        auto d = codec::rootOf(*frame).initLibraryDelta();
+        d.setId(id);
+        d.setFromRev(1);
+        s.toWire(d.initSummary());
+        d.setPage(1);
+        d.setLast(true);
+        c.send(kj::mv(frame));
+      },
+      true, "RQ-13");
 }
 void chunkForGetLibrary(Trial& t) {
-  answerTargetsRequest(t, [&](Connection& c, uint64_t id) {
-    kj::byte data[3] = {1, 2, 3};
-    c.send(chunkFrame(id, data));
-  }, true, "RQ-13");
+  answerTargetsRequest(
+      t,
+      [&](Connection& c, uint64_t id) {
+        kj::byte data[3] = {1, 2, 3};
+        c.send(chunkFrame(id, data));
+      },
+      true, "RQ-13");
 }
 void answerAboveHighestId(Trial& t) {
-  answerTargetsRequest(t, [&](Connection& c, uint64_t id) {
-    c.send(snapshotPage(id + 1000, emptySummary(), 0, true, nullptr));
-  }, true, "RQ-11");
+  answerTargetsRequest(
+      t,
+      [&](Connection& c, uint64_t id) {
+        c.send(snapshotPage(id + 1000, emptySummary(), 0, true, nullptr));
+      },
+      true, "RQ-11");
 }
 void requestErrorKeepsSession(Trial& t) {
-  answerTargetsRequest(t, [&](Connection& c, uint64_t id) {
-    c.send(codec::errorFrame(id, Code::INTERNAL, "the harness fails this request"));
-  }, false, "RQ-7");
+  answerTargetsRequest(
+      t,
+      [&](Connection& c, uint64_t id) {
+        c.send(codec::errorFrame(id, Code::INTERNAL, "the harness fails this request"));
+      },
+      false, "RQ-7");
 }
 void staleAnswerIgnored(Trial& t) {
-  answerTargetsRequest(t, [&](Connection& c, uint64_t id) {
-    c.send(snapshotPage(id, emptySummary(), 0, true, nullptr));
-    c.send(snapshotPage(id, emptySummary(), 0, true, nullptr));  // again: no longer outstanding
-  }, false, "RQ-12");
+  answerTargetsRequest(
+      t,
+      [&](Connection& c, uint64_t id) {
+        c.send(snapshotPage(id, emptySummary(), 0, true, nullptr));
+        c.send(snapshotPage(id, emptySummary(), 0, true, nullptr));  // again: no longer outstanding
+      },
+      false, "RQ-12");
 }
 
 // --- the target as responder ---------------------------------------------------------------------
@@ -102,8 +129,8 @@ void requestIdsIncrease(Trial& t) {
           return;
         }
         last = id;
-        c->send(snapshotPage(id, codec::Summary{3, rev - 1, codec::libraryDigest(nullptr)}, 0,
-                             true, nullptr));
+        c->send(snapshotPage(id, codec::Summary{3, rev - 1, codec::libraryDigest(nullptr)}, 0, true,
+                             nullptr));
         c->send(libraryChangedFrame(codec::Summary{3, rev, codec::libraryDigest(nullptr)}));
       }
     }
@@ -136,9 +163,13 @@ void oneAnswerEach(Trial& t) {
       }
     }
     for (auto id : ids) {
-      t.expectFrame(*c, kj::str("the terminal answer to ", id), [id](Reader f) {
-        return codec::requestIdOf(f) == id && (f.isError() || (f.isManifest() && f.getManifest().getLast()));
-      }, "RQ-4");
+      t.expectFrame(
+          *c, kj::str("the terminal answer to ", id),
+          [id](Reader f) {
+            return codec::requestIdOf(f) == id &&
+                   (f.isError() || (f.isManifest() && f.getManifest().getLast()));
+          },
+          "RQ-4");
     }
     t.expectAlive(*c);  // the monitor has checked nothing came twice
   }
@@ -176,7 +207,8 @@ void pagesFitFrames(Trial& t) {
 void unknownItemKeepsSession(Trial& t) {
   KJ_IF_MAYBE (c, t.establish()) {
     KJ_IF_MAYBE (pages, t.request(*c, getManifestFrame(c->nextRequestId(), "no-such-item"))) {
-      t.check((*pages)[0].root().isError(), "MAN-2", "Error{id, notFound}", kj::str((*pages)[0].root()));
+      t.check((*pages)[0].root().isError(), "MAN-2", "Error{id, notFound}",
+              kj::str((*pages)[0].root()));
     }
     t.expectAlive(*c);
   }
@@ -190,7 +222,8 @@ void rangeError(Trial& t, uint64_t offset, uint32_t length, bool aboveMax) {
           length = h->maxChunkBytes + 1;
         }
       }
-      KJ_IF_MAYBE (pages, t.request(*c, getChunkFrame(c->nextRequestId(), "alpha", m->digest, 0, offset, length))) {
+      KJ_IF_MAYBE (pages, t.request(*c, getChunkFrame(c->nextRequestId(), "alpha", m->digest, 0,
+                                                      offset, length))) {
         auto r = (*pages)[0].root();
         t.check(r.isError() && r.getError().getCode() == Code::RANGE, "RQ-8", "Error{id, range}",
                 kj::str(r));
@@ -268,11 +301,13 @@ void cancelGivesOneTerminal(Trial& t) {
     uint64_t id = c->nextRequestId();
     c->send(getLibraryFrame(id));
     c->send(codec::cancelFrame(id));
-    KJ_IF_MAYBE (f, t.expectFrame(*c, "one terminal answer: the snapshot's last page or Error{cancelled}",
-                                  [id](Reader f) { return terminalFor(f, id); })) {
+    KJ_IF_MAYBE (f, t.expectFrame(
+                        *c, "one terminal answer: the snapshot's last page or Error{cancelled}",
+                        [id](Reader f) { return terminalFor(f, id); })) {
       auto r = f->root();
       if (r.isError()) {
-        t.check(r.getError().getCode() == Code::CANCELLED, "RQ-16", "Error{id, cancelled}", kj::str(r));
+        t.check(r.getError().getCode() == Code::CANCELLED, "RQ-16", "Error{id, cancelled}",
+                kj::str(r));
       }
     }
     t.expectAlive(*c);  // and nothing more for that id (the monitor)
@@ -289,7 +324,9 @@ void cancelUnknown(Trial& t) {
 
 void noRequestBeforeHandshake(Trial& t) {
   KJ_IF_MAYBE (c, t.open()) {
-    if (t.expectNext(*c, "Hello", [](Reader f) { return f.isHello(); }, "HS-1") == nullptr) return;
+    if (t.expectNext(
+            *c, "Hello", [](Reader f) { return f.isHello(); }, "HS-1") == nullptr)
+      return;
     t.expectSilence(*c, t.quiet());
     c->send(helloAckFrame(c->ours()));
     t.expectAlive(*c);
@@ -305,7 +342,8 @@ void requesterRespectsInFlight(Trial& t) {
       c->send(libraryChangedFrame(codec::Summary{3, 2, codec::libraryDigest(nullptr)}));
       c->send(libraryChangedFrame(codec::Summary{3, 3, codec::libraryDigest(nullptr)}));
       t.expectSilence(*c, t.quiet());
-      c->send(snapshotPage(get->root().getGetLibrary().getId(), codec::Summary{3, 3, codec::libraryDigest(nullptr)}, 0, true, nullptr));
+      c->send(snapshotPage(get->root().getGetLibrary().getId(),
+                           codec::Summary{3, 3, codec::libraryDigest(nullptr)}, 0, true, nullptr));
       t.expectAlive(*c);
     }
   }
@@ -318,7 +356,8 @@ void requestCases(kj::Vector<CaseSpec>& out) {
                noRequestBeforeHandshake));
   both(out, "rq/RQ-2/1", "rq/RQ-2/2", "RQ-2", "the target's request ids grow", requestIdsIncrease);
   both(out, "rq/RQ-3/1", "rq/RQ-3/2", "RQ-3", "a request id used twice", duplicateRequestId);
-  both(out, "rq/RQ-3/3", "rq/RQ-3/4", "RQ-3", "a request id below an earlier one", decreasingRequestId);
+  both(out, "rq/RQ-3/3", "rq/RQ-3/4", "RQ-3", "a request id below an earlier one",
+       decreasingRequestId);
   out.back().badInputs = "16";
   out[out.size() - 2].badInputs = "16";
   both(out, "rq/RQ-4/1", "rq/RQ-4/2", "RQ-4", "ten pipelined requests, one terminal answer each",
@@ -332,8 +371,8 @@ void requestCases(kj::Vector<CaseSpec>& out) {
        itemsNotAfterPrevious);
   both(out, "rq/RQ-7/1", "rq/RQ-7/2", "RQ-7", "notFound does not end the session",
        unknownItemKeepsSession);
-  both(out, "rq/RQ-7/3", "rq/RQ-7/4", "RQ-7", "an Error{id} to the target's request does not end it",
-       requestErrorKeepsSession);
+  both(out, "rq/RQ-7/3", "rq/RQ-7/4", "RQ-7",
+       "an Error{id} to the target's request does not end it", requestErrorKeepsSession);
   auto range = [&](kj::StringPtr r, kj::StringPtr i, kj::StringPtr title, void (*run)(Trial&)) {
     both(out, r, i, "RQ-8", title, run);
     out.back().badInputs = "15";
@@ -343,20 +382,22 @@ void requestCases(kj::Vector<CaseSpec>& out) {
   range("rq/RQ-8/3", "rq/RQ-8/4", "GetChunk length above maxChunkBytes", lengthAboveMax);
   range("rq/RQ-8/5", "rq/RQ-8/6", "GetChunk ending past 2^50", beyond2to50);
   range("rq/RQ-8/7", "rq/RQ-8/8", "GetChunk offset + length overflowing", offsetOverflows);
-  out.add(spec("rq/RQ-9/1", "RQ-9", Role::responder, "every page fits 64 KiB frames", pagesFitFrames,
-               need::launch, paging()));
+  out.add(spec("rq/RQ-9/1", "RQ-9", Role::responder, "every page fits 64 KiB frames",
+               pagesFitFrames, need::launch, paging()));
   both(out, "rq/RQ-11/1", "rq/RQ-11/2", "RQ-11", "an answer to an id the target never used",
        answerAboveHighestId);
   both(out, "rq/RQ-12/1", "rq/RQ-12/2", "RQ-12", "an answer repeated after the terminal one",
        staleAnswerIgnored);
-  both(out, "rq/RQ-13/1", "rq/RQ-13/2", "RQ-13", "a Chunk answering GetLibrary", chunkForGetLibrary);
+  both(out, "rq/RQ-13/1", "rq/RQ-13/2", "RQ-13", "a Chunk answering GetLibrary",
+       chunkForGetLibrary);
   both(out, "rq/RQ-13/3", "rq/RQ-13/4", "RQ-13", "a delta page after snapshot pages",
        deltaAfterSnapshot);
   both(out, "rq/RQ-14/1", "rq/RQ-14/2", "RQ-14", "maxInFlight 1: one request at a time",
        requesterRespectsInFlight);
-  out.add(withBadInputs(spec("rq/RQ-15/1", "RQ-15", Role::responder,
-                             "12 requests at once with maxInFlight 2", busyBeyondLimit,
-                             need::launch, inFlight2()), "16"));
+  out.add(withBadInputs(
+      spec("rq/RQ-15/1", "RQ-15", Role::responder, "12 requests at once with maxInFlight 2",
+           busyBeyondLimit, need::launch, inFlight2()),
+      "16"));
   both(out, "rq/RQ-16/1", "rq/RQ-16/2", "RQ-16", "GetLibrary then Cancel: one terminal answer",
        cancelGivesOneTerminal);
   both(out, "rq/RQ-17/1", "rq/RQ-17/2", "RQ-17", "Cancel of an unknown id", cancelUnknown);

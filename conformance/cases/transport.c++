@@ -84,8 +84,9 @@ void helloAckCarriesKeyId(Trial& t) {
     KJ_IF_MAYBE (facts, c->tls()) {
       KJ_IF_MAYBE (h, c->theirs()) {
         t.check(facts->ed25519, "TR-3", "an Ed25519 key", kj::str("another key type"));
-        t.check(facts->peerId.map([&](const PeerId& id) { return id == h->peerId; }).orDefault(false),
-                "TR-6", "the peerId is the SHA-256 of the TLS key's SPKI", kj::str(h->peerId));
+        t.check(
+            facts->peerId.map([&](const PeerId& id) { return id == h->peerId; }).orDefault(false),
+            "TR-6", "the peerId is the SHA-256 of the TLS key's SPKI", kj::str(h->peerId));
       }
     }
   }
@@ -190,15 +191,20 @@ void transportCases(kj::Vector<CaseSpec>& out) {
     s.badInputs = bad;
     out.add(kj::mv(s));
   };
-  tls(spec("tr/TR-2/1", "TR-2", Role::responder, "a client offering TLS 1.2 only", tls12Client), "21");
-  tls(spec("tr/TR-2/2", "TR-2", Role::initiator, "a server speaking TLS 1.2 only", tls12Client), "21");
+  tls(spec("tr/TR-2/1", "TR-2", Role::responder, "a client offering TLS 1.2 only", tls12Client),
+      "21");
+  tls(spec("tr/TR-2/2", "TR-2", Role::initiator, "a server speaking TLS 1.2 only", tls12Client),
+      "21");
   tls(spec("tr/TR-3/1", "TR-3", Role::responder, "a client with no key", noClientKey), "21");
-  tls(spec("tr/TR-3/2", "TR-3", Role::responder, "a client with an X.509 certificate", x509Client), "21");
+  tls(spec("tr/TR-3/2", "TR-3", Role::responder, "a client with an X.509 certificate", x509Client),
+      "21");
   tls(spec("tr/TR-3/3", "TR-3", Role::responder, "a client with an ECDSA raw key", ecdsaKey), "21");
-  tls(spec("tr/TR-3/4", "TR-3", Role::initiator, "a server with an X.509 certificate", x509Client), "21");
+  tls(spec("tr/TR-3/4", "TR-3", Role::initiator, "a server with an X.509 certificate", x509Client),
+      "21");
   tls(spec("tr/TR-3/5", "TR-3", Role::initiator, "a server with an ECDSA raw key", ecdsaKey), "21");
   tls(spec("tr/TR-4/1", "TR-4", Role::responder, "a client offering no ALPN", noAlpn), nullptr);
-  tls(spec("tr/TR-4/2", "TR-4", Role::responder, "a client offering only ALPN h2", otherAlpn), nullptr);
+  tls(spec("tr/TR-4/2", "TR-4", Role::responder, "a client offering only ALPN h2", otherAlpn),
+      nullptr);
   tls(spec("tr/TR-4/3", "TR-4", Role::initiator, "a server selecting no ALPN", noAlpn), nullptr);
   tls(spec("tr/TR-5/1", "TR-5", Role::responder, "no session ticket even when invited", noTickets),
       nullptr);

@@ -230,8 +230,9 @@ void Connection::onBytes(kj::ArrayPtr<const kj::byte> bytes) {
                 kj::str("not a valid frame: ", codec::name(failure.error), ": ", failure.message),
                 hex(bytes));
             if (!badBytesExpected)
-              context.onViolation(Violation{"FR-1", kj::str("the target sent bytes that are not a valid frame: ",
-                                          codec::name(failure.error), ": ", failure.message)});
+              context.onViolation(
+                  Violation{"FR-1", kj::str("the target sent bytes that are not a valid frame: ",
+                                            codec::name(failure.error), ": ", failure.message)});
             push(BadBytes{kj::mv(failure)});
             return;
           }

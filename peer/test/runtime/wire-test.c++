@@ -6,7 +6,7 @@
 #include <algorithm>
 
 #include "runtime-fixture.h"
-#include "scripted-peer.h"
+#include <shoal/conformance/scripted-peer.h>
 
 namespace shoal::peer {
 namespace {

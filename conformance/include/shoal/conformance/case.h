@@ -116,7 +116,7 @@ class Trial {
     kj::Maybe<const Identity&> identity;  // default: the harness identity
     TlsProfile profile;
     kj::Maybe<Announce> announce;  // what this connection will say in Hello / HelloAck
-    bool requestsToCase = false;  // the target\'s requests go to the case, not a source
+    bool requestsToCase = false;   // the target's requests go to the case, not a source
   };
   // Opens a connection in the case's role: dials the target (responder) or accepts its next
   // connection (initiator). TLS per the run's mode.
