@@ -13,7 +13,7 @@ TEST(Requirements, EveryMustIdOfTheSpecIsParsed) {
     if (r.level == Level::must) ++musts;
   EXPECT_GE(requirements().size(), 140u);
   EXPECT_GE(musts, 130u);
-  auto hs3 = KJ_ASSERT_NONNULL(findRequirement("HS-3"));
+  auto& hs3 = KJ_ASSERT_NONNULL(findRequirement("HS-3"));
   EXPECT_TRUE(hs3.text.startsWith("A responder whose first received frame is not Hello MUST"))
       << hs3.text.cStr();
   EXPECT_TRUE(KJ_ASSERT_NONNULL(findRequirement("LIV-1")).level == Level::should);

@@ -6,6 +6,7 @@
 
 #include <kj/async-io.h>
 #include <kj/debug.h>
+#include <shoal/codec/validate.h>
 #include <shoal/conformance/connection.h>
 #include <shoal/conformance/frames.h>
 
