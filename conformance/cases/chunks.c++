@@ -60,8 +60,8 @@ void tooLargeForRequester(Trial& t) {
       KJ_IF_MAYBE (pages, t.request(*c, getChunkFrame(c->nextRequestId(), "gamma", m->digest, index,
                                                       0, 200000))) {
         auto r = (*pages)[0].root();
-        t.check(r.isError() && r.getError().getCode() == Code::TOO_LARGE, "CHK-1",
-                "Error{id, tooLarge} (the Chunk would not fit 64 KiB)", kj::str(r));
+        t.check(r.isError() && r.getError().getCode() == Code::RANGE, "CHK-1",
+                "Error{id, range}: above the requester's own maxChunkBytes (61440)", kj::str(r));
       }
     }
   }
@@ -137,7 +137,8 @@ void chunkCases(kj::Vector<CaseSpec>& out) {
       {"chk/CHK-1/5", "order: unknown item before stale digest", unknownItemBeforeStale},
       {"chk/CHK-1/6", "order: stale digest before fileIndex", staleBeforeFileIndex},
       {"chk/CHK-1/7", "order: fileIndex before range", fileIndexBeforeRange},
-      {"chk/CHK-1/8", "row 7: a Chunk above the requester's frame limit", tooLargeForRequester},
+      {"chk/CHK-1/8", "row 5: a length above the requester's own maxChunkBytes",
+       tooLargeForRequester},
   };
   for (auto& r : rows)
     out.add(spec(r.id, "CHK-1", Role::responder, r.title, r.run, need::launch));

@@ -322,6 +322,27 @@ void noFrameAboveOurLimit(Trial& t) {
   }
 }
 
+void chunkLimitFitsFrames(Trial& t) {
+  KJ_IF_MAYBE (c, t.establish()) {
+    KJ_IF_MAYBE (h, c->theirs()) {
+      t.check(h->maxChunkBytes <= h->maxFrameBytes - 4096, "FR-19",
+              "maxChunkBytes <= maxFrameBytes - 4096",
+              kj::str(h->maxChunkBytes, " with frames of ", h->maxFrameBytes));
+    }
+  }
+}
+
+void helloChunkAboveFrame(Trial& t) {
+  KJ_IF_MAYBE (c, t.open()) {
+    auto frame = helloFrame(c->ours());
+    auto limits = codec::rootOf(*frame).getHello().getLimits();
+    limits.setMaxFrameBytes(65536);
+    limits.setMaxChunkBytes(65536);
+    c->sendBytes(encode(*frame), "a Hello announcing 64 KiB frames and 64 KiB chunks");
+    expectRejectOrError(t, *c, Code::PROTOCOL);
+  }
+}
+
 void unknownFeaturesIntersected(Trial& t) {
   auto a = t.announce();
   kj::StringPtr features[] = {"zz-not-a-feature", "x.y-2"};
@@ -430,6 +451,10 @@ void framingCases(kj::Vector<CaseSpec>& out) {
                helloWithExtraFields));
   out.add(spec("fr/FR-16/4", "FR-16", Role::initiator, "a HelloAck with unknown fields is accepted",
                helloAckWithExtraFields));
+  both(out, "fr/FR-19/1", "fr/FR-19/2", "FR-19", "the target's chunks fit its own frames",
+       chunkLimitFitsFrames);
+  out.add(spec("fr/FR-19/3", "FR-19", Role::responder,
+               "a Hello whose maxChunkBytes does not fit its frames", helloChunkAboveFrame));
   out.add(spec("fr/FR-18/1", "FR-18", Role::responder,
                "HelloAck.features holds only features the Hello offered",
                unknownFeaturesIntersected));

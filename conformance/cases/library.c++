@@ -278,6 +278,28 @@ void upsertAndRemove(Trial& t) {
   badDeltaResyncs(t, true);
 }
 
+void summariesArePublished(Trial& t) {
+  KJ_IF_MAYBE (c, t.establish()) {
+    KJ_IF_MAYBE (h, summaryOfTarget(t, *c)) {
+      KJ_IF_MAYBE (items, fetchItems(t, *c)) {
+        t.check(h->epoch != 0 && h->rev >= 1 && codec::libraryDigest(*items) == h->digest, "LIB-17",
+                "the handshake's summary names the published item list",
+                kj::str("epoch ", h->epoch, " rev ", h->rev, " digest ", h->digest));
+      }
+    }
+  }
+}
+
+void answersBeforeItsOwnAreAnswered(Trial& t) {
+  KJ_IF_MAYBE (c, t.establish(requester())) {
+    // Its own GetLibrary stays unanswered; ours must be answered all the same.
+    KJ_IF_MAYBE (pages, t.request(*c, getLibraryFrame(c->nextRequestId()))) {
+      t.check((*pages)[0].root().isLibrarySnapshot(), "LIB-18", "a snapshot",
+              kj::str((*pages)[0].root()));
+    }
+  }
+}
+
 void viewOnlyAfterLastPage(Trial& t) {
   KJ_IF_MAYBE (c, t.establish(requester())) {
     KJ_IF_MAYBE (get, targetGetLibrary(t, *c)) {
@@ -345,6 +367,12 @@ void libraryCases(kj::Vector<CaseSpec>& out) {
        wrongDigestResyncs);
   out.add(spec("lib/LIB-15/1", "LIB-15", Role::responder, "LibraryChanged reaches every session",
                notifiesEverySession, need::launch, rescanning()));
+  both(out, "lib/LIB-17/1", "lib/LIB-17/2", "LIB-17",
+       "the handshake's summary is a published revision of the listed items",
+       summariesArePublished);
+  both(out, "lib/LIB-18/1", "lib/LIB-18/2", "LIB-18",
+       "a request right after the handshake is answered while the target's own waits",
+       answersBeforeItsOwnAreAnswered);
   both(out, "lib/LIB-16/1", "lib/LIB-16/2", "LIB-16",
        "LibraryChanged is not answered; the receiver asks since its view", changedIsNotAnswered);
 }

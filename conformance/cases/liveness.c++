@@ -73,6 +73,25 @@ void deadTimeoutCloses(Trial& t) {
   }
 }
 
+void onePingPerSilence(Trial& t) {
+  KJ_IF_MAYBE (c, t.establish()) {
+    c->answerPings(false);
+    c->deliver(Which::PING);
+    uint32_t pings = 0;
+    for (;;) {
+      auto e = c->next(t.stepTimeout()).wait(t.io().waitScope);
+      KJ_IF_MAYBE (event, e) {
+        if (event->is<Closed>()) break;
+        ++pings;
+        continue;
+      }
+      t.fail("LIV-4", kj::str("a close at deadTimeout"), kj::str("still open"));
+      return;
+    }
+    t.check(pings <= 1, "LIV-7", "one Ping while the silence lasts", kj::str(pings, " Pings"));
+  }
+}
+
 void unmatchedPong(Trial& t) {
   KJ_IF_MAYBE (c, t.establish()) {
     c->send(codec::pongFrame(424242));
@@ -106,6 +125,13 @@ void livenessCases(kj::Vector<CaseSpec>& out) {
                need::launch, fastTimers()));
   both(out, "liv/LIV-4/1", "liv/LIV-4/2", "LIV-4", "a silent connection is closed",
        deadTimeoutCloses, need::launch, fastTimers());
+  out.add(spec("liv/LIV-7/1", "LIV-7", Role::responder, "one Ping per silence, then the close",
+               onePingPerSilence, need::launch, [] {
+                 Settings s;
+                 s.idleMs = 200;
+                 s.deadMs = 1500;
+                 return s;
+               }()));
   both(out, "liv/LIV-5/1", "liv/LIV-5/2", "LIV-5", "an unmatched Pong is ignored", unmatchedPong);
   both(out, "liv/LIV-6/1", "liv/LIV-6/2", "LIV-6", "Ping is answered during a Goodbye drain",
        pingDuringDrain);

@@ -3,6 +3,7 @@
 #include <capnp/serialize.h>
 #include <kj/debug.h>
 #include <shoal/codec/frame.h>
+#include <shoal/codec/limits.h>
 #include <shoal/codec/manifest.h>
 
 namespace shoal::conformance {
@@ -16,7 +17,11 @@ namespace {
 void fillLimits(wire::PeerLimits::Builder limits, const Announce& a) {
   limits.setMaxFrameBytes(a.maxFrameBytes);
   limits.setMaxInFlight(a.maxInFlight);
-  limits.setMaxChunkBytes(a.maxChunkBytes);
+  // As large as the frames allow ([FR-19]): a chunk and its frame's fields fit one frame.
+  uint32_t room = a.maxFrameBytes > codec::kFrameOverheadBytes
+                      ? a.maxFrameBytes - codec::kFrameOverheadBytes
+                      : a.maxChunkBytes;
+  limits.setMaxChunkBytes(kj::min(a.maxChunkBytes, room));
 }
 
 codec::Summary summaryOf(const Announce& a) {

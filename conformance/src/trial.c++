@@ -337,7 +337,13 @@ kj::Maybe<kj::Array<codec::InboundFrame>> Trial::request(Connection& c, FrameBui
   for (;;) {
     auto what = kj::str("the answer to ", codec::name(kind), " ", id);
     KJ_IF_MAYBE (f, expectFrame(
-                        c, what, [id](auto f) { return codec::requestIdOf(f) == id; }, "RQ-4")) {
+                        c, what,
+                        [id](auto f) {
+                          // An answer, not the target's own request that has the same number.
+                          return codec::requestIdOf(f) == id && !codec::isRequest(f.which()) &&
+                                 !f.isCancel();
+                        },
+                        "RQ-4")) {
       auto root = f->root();
       bool terminal = true;
       if (root.isLibrarySnapshot()) terminal = root.getLibrarySnapshot().getLast();
