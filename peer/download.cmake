@@ -1,0 +1,18 @@
+# download: DownloadCore (sans-I/O scheduler), PartialItem (the partial folder on disk), ChunkWriter
+# (verify + write off the event loop) and Download (the KJ driver). Below runtime: it depends on
+# session, library and codec only. See src/download/README.md.
+add_library(shoal-download STATIC
+  src/download/chunk-set.c++
+  src/download/source-window.c++
+  src/download/download-core.c++
+  src/download/download-scheduler.c++
+)
+target_include_directories(shoal-download PUBLIC include)
+target_link_libraries(shoal-download PUBLIC shoal-session shoal-library shoal-codec CapnProto::kj-async)
+
+shoal_test(download-core-test unit
+  SOURCES
+    test/download/chunk-set-test.c++
+    test/download/source-window-test.c++
+    test/download/download-core-test.c++
+  LIBS shoal-download)
