@@ -19,6 +19,7 @@ add_library(shoal-library STATIC
   src/library/library.c++
   src/library/library-view.c++
   src/library/scanner.c++
+  src/library/state-file.c++
   ${LIBRARY_CAPNP_SRCS}
 )
 target_include_directories(shoal-library PUBLIC include)
@@ -32,4 +33,5 @@ shoal_test(library-test unit
     test/library/library-test.c++
     test/library/library-view-test.c++
     test/library/item-test.c++
+    test/library/state-file-test.c++
   LIBS shoal-library)

@@ -12,26 +12,16 @@
 #include <shoal/codec/manifest.h>
 #include <shoal/codec/path.h>
 #include <shoal/peer/library/index-cache.capnp.h>
+#include <shoal/peer/library/state-file.h>
 
 namespace shoal::peer::library {
 
 namespace {
 
-// File layout: magic, u32le version, u32le zero, SHA-256 of everything after the header, then one
-// Cap'n Proto message (standard framing). The checksum catches truncation and torn or flipped
-// bytes before a single field is trusted.
-constexpr kj::byte kMagic[8] = {'S', 'H', 'O', 'A', 'L', 'I', 'D', 'X'};
-constexpr uint32_t kVersion = 1;
-constexpr size_t kHeaderBytes = 16 + codec::kDigestBytes;
-// A cache for a library at the manifest limits stays far below this; anything larger is not ours.
-constexpr uint64_t kMaxFileBytes = uint64_t(1) << 30;
-
-uint32_t u32At(kj::ArrayPtr<const kj::byte> bytes, size_t offset) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i)
-    v |= uint32_t(bytes[offset + i]) << (8 * i);
-  return v;
-}
+// The file is a state file (state-file.h) whose body is one Cap'n Proto message.
+constexpr StateFileFormat kFormat{"SHOALIDX"_kj, 1,
+                                  // A cache for a library at the manifest limits stays far below.
+                                  uint64_t(1) << 30};
 
 kj::StringPtr textOf(capnp::Text::Reader text) {
   return kj::StringPtr(text.begin(), text.size());
@@ -73,14 +63,7 @@ kj::String IndexCache::keyOf(kj::StringPtr itemId, kj::StringPtr path) {
   return kj::str(itemId, '/', path);
 }
 
-kj::Maybe<kj::String> IndexCache::parse(kj::ArrayPtr<const kj::byte> bytes, IndexCache& into) {
-  if (bytes.size() < kHeaderBytes) return kj::str("shorter than its header");
-  if (memcmp(bytes.begin(), kMagic, sizeof(kMagic)) != 0) return kj::str("not an index cache");
-  if (u32At(bytes, 8) != kVersion) return kj::str("version ", u32At(bytes, 8), " unknown");
-  auto body = bytes.slice(kHeaderBytes, bytes.size());
-  if (codec::sha256(body).asBytes() != bytes.slice(16, kHeaderBytes)) {
-    return kj::str("checksum mismatch (truncated or corrupt)");
-  }
+kj::Maybe<kj::String> IndexCache::parse(kj::ArrayPtr<const kj::byte> body, IndexCache& into) {
   if (body.size() % sizeof(capnp::word) != 0) return kj::str("not whole words");
   auto words = kj::heapArray<capnp::word>(body.size() / sizeof(capnp::word));
   memcpy(words.begin(), body.begin(), body.size());
@@ -113,31 +96,29 @@ kj::Maybe<kj::String> IndexCache::parse(kj::ArrayPtr<const kj::byte> bytes, Inde
 
 IndexCache IndexCache::load(kj::StringPtr stateDir) {
   IndexCache cache;
-  auto path = kj::str(stateDir, '/', kFileName);
   kj::Maybe<kj::String> problem;
-  int fd = open(path.cStr(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+  int fd = open(stateDir.cStr(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return cache;
     problem = kj::str("open: ", strerror(errno));
   } else {
-    kj::AutoCloseFd owned(fd);
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || uint64_t(st.st_size) > kMaxFileBytes) {
-      problem = kj::str("not a regular file of at most ", kMaxFileBytes, " bytes");
-    } else {
-      auto bytes = kj::heapArray<kj::byte>(st.st_size);
-      size_t got = 0;
-      while (got < bytes.size()) {
-        ssize_t n = read(fd, bytes.begin() + got, bytes.size() - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        got += n;
+    kj::AutoCloseFd dir(fd);
+    KJ_SWITCH_ONEOF(loadStateFile(dir, kFileName, kFormat)) {
+      KJ_CASE_ONEOF(body, kj::Array<kj::byte>) {
+        problem = parse(body, cache);
       }
-      problem = got == bytes.size() ? parse(bytes, cache) : kj::str("short read");
+      KJ_CASE_ONEOF(missing, StateFileMissing) {
+        (void)missing;
+        return cache;
+      }
+      KJ_CASE_ONEOF(refused, StateFileRefused) {
+        problem = kj::mv(refused.why);
+      }
     }
   }
   KJ_IF_MAYBE (p, problem) {
-    KJ_LOG(WARNING, "index cache ignored, everything will be re-hashed", path, *p);
+    KJ_LOG(WARNING, "index cache ignored, everything will be re-hashed",
+           kj::str(stateDir, '/', kFileName), *p);
     cache.entries = {};  // not clear(): kj 0.9.2 memsets a null bucket array when empty
     cache.loadProblem = kj::mv(*p);
   }
@@ -162,45 +143,18 @@ kj::Array<kj::byte> IndexCache::serialise() const {
     for (size_t h = 0; h < v.hashes.size(); ++h)
       memcpy(hashes.begin() + h * codec::kDigestBytes, v.hashes[h].bytes, codec::kDigestBytes);
   }
-  auto words = capnp::messageToFlatArray(message);
-  auto body = words.asBytes();
-  auto out = kj::heapArray<kj::byte>(kHeaderBytes + body.size());
-  memset(out.begin(), 0, kHeaderBytes);
-  memcpy(out.begin(), kMagic, sizeof(kMagic));
-  for (int b = 0; b < 4; ++b)
-    out[8 + b] = kj::byte(kVersion >> (8 * b));
-  memcpy(out.begin() + 16, codec::sha256(body).bytes, codec::kDigestBytes);
-  memcpy(out.begin() + kHeaderBytes, body.begin(), body.size());
-  return out;
+  return kj::heapArray(capnp::messageToFlatArray(message).asBytes());
 }
 
 kj::Maybe<kj::String> IndexCache::save(kj::StringPtr stateDir) const {
-  auto bytes = serialise();
-  auto tmp = kj::str(kFileName, ".tmp");
-  kj::AutoCloseFd dir;
-  KJ_IF_MAYBE (e, kj::runCatchingExceptions([&]() {
-                 if (mkdir(stateDir.cStr(), 0700) != 0 && errno != EEXIST) {
-                   KJ_FAIL_SYSCALL("mkdir", errno, stateDir);
-                 }
-                 int fd;
-                 KJ_SYSCALL(fd = open(stateDir.cStr(), O_RDONLY | O_DIRECTORY | O_CLOEXEC),
-                            stateDir);
-                 dir = kj::AutoCloseFd(fd);
-                 KJ_SYSCALL(
-                     fd = openat(dir, tmp.cStr(),
-                                 O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600),
-                     tmp);
-                 {
-                   kj::FdOutputStream out{kj::AutoCloseFd(fd)};
-                   out.write(bytes.begin(), bytes.size());
-                   KJ_SYSCALL(fsync(out.getFd()));
-                 }
-                 // The rename is the commit point; the directory fsync makes it durable.
-                 KJ_SYSCALL(renameat(dir, tmp.cStr(), dir, kFileName));
-                 KJ_SYSCALL(fsync(dir));
-               })) {
-    if (dir.get() >= 0) unlinkat(dir, tmp.cStr(), 0);
-    return kj::str("saving the index cache in ", stateDir, ": ", e->getDescription());
+  if (mkdir(stateDir.cStr(), 0700) != 0 && errno != EEXIST) {
+    return kj::str("saving the index cache in ", stateDir, ": mkdir: ", strerror(errno));
+  }
+  int fd = open(stateDir.cStr(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return kj::str("saving the index cache in ", stateDir, ": open: ", strerror(errno));
+  kj::AutoCloseFd dir(fd);
+  KJ_IF_MAYBE (failure, saveStateFile(dir, kFileName, kFormat, serialise())) {
+    return kj::str("saving the index cache in ", stateDir, ": ", *failure);
   }
   return nullptr;
 }

@@ -157,6 +157,19 @@ TEST_P(Beneath, OpensAPathOfTheLongestLengthThePathRulesAllow) {
   EXPECT_EQ(readAll(r.get<kj::AutoCloseFd>()), "far");
 }
 
+TEST_P(Beneath, RemoveBeneathRemovesLinksNotWhatTheyPointTo) {
+  tree.symlink(outside.path(), "dir/sub/out");
+  EXPECT_TRUE(removeBeneath(tree.fd(), "dir") == nullptr);
+  EXPECT_TRUE(removeBeneath(tree.fd(), "link-out") == nullptr);
+  EXPECT_TRUE(removeBeneath(tree.fd(), "nothing-here") == nullptr);
+  struct stat st;
+  EXPECT_NE(fstatat(tree.fd(), "dir", &st, AT_SYMLINK_NOFOLLOW), 0);
+  EXPECT_NE(fstatat(tree.fd(), "link-out", &st, AT_SYMLINK_NOFOLLOW), 0);
+  auto secret = openBeneath(outside.fd(), "secret", O_RDONLY);
+  EXPECT_EQ(readAll(secret.get<kj::AutoCloseFd>()), "outside");
+  EXPECT_TRUE(openBeneath(outside.fd(), "file2", O_RDONLY).is<kj::AutoCloseFd>());
+}
+
 INSTANTIATE_TEST_SUITE_P(Resolvers, Beneath,
                          testing::Values(Resolver::automatic, Resolver::openat2, Resolver::walk),
                          [](const testing::TestParamInfo<Resolver>& info) {

@@ -2,7 +2,6 @@
 // symlink (the trees hold links to /etc and to other folders on purpose).
 #pragma once
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -13,35 +12,14 @@
 #include <kj/io.h>
 #include <kj/string.h>
 #include <kj/vector.h>
+#include <shoal/peer/library/beneath.h>
 
 namespace shoal::peer::library::test {
 
 // rm -rf that unlinks symlinks and never descends through one (test trees hold links to /etc and
-// to other folders on purpose).
+// to other folders on purpose); failures are ignored, as befits clean-up.
 inline void removeBeneath(int parentFd, kj::StringPtr name) {
-  struct stat st;
-  if (fstatat(parentFd, name.cStr(), &st, AT_SYMLINK_NOFOLLOW) != 0) return;
-  if (S_ISDIR(st.st_mode)) {
-    int fd = openat(parentFd, name.cStr(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return;
-    DIR* dir = fdopendir(fd);
-    if (dir == nullptr) {
-      close(fd);
-      return;
-    }
-    // Names first: removing while reading a folder may skip entries.
-    kj::Vector<kj::String> names;
-    while (struct dirent* e = readdir(dir)) {
-      kj::StringPtr child = e->d_name;
-      if (child != "." && child != "..") names.add(kj::str(child));
-    }
-    for (auto& child : names)
-      removeBeneath(dirfd(dir), child);
-    closedir(dir);
-    unlinkat(parentFd, name.cStr(), AT_REMOVEDIR);
-  } else {
-    unlinkat(parentFd, name.cStr(), 0);
-  }
+  (void)library::removeBeneath(parentFd, name);
 }
 
 class TempTree {

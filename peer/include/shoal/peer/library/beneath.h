@@ -53,4 +53,9 @@ OpenResult openBeneath(int dirFd, kj::StringPtr relativePath, int flags,
                        Resolver resolver = Resolver::automatic, mode_t createMode = 0600,
                        const codec::Limits& limits = codec::Limits());
 
+// Removes `name` beneath `dirFd` and everything below it without ever following a symlink: a link
+// is removed, never what it points to. Null when it is gone (or was never there), else the first
+// failure, with the path below `dirFd` that failed.
+kj::Maybe<kj::String> removeBeneath(int dirFd, kj::StringPtr name);
+
 }  // namespace shoal::peer::library

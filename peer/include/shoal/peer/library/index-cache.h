@@ -58,7 +58,7 @@ class IndexCache {
     bool seen;
   };
   static kj::String keyOf(kj::StringPtr itemId, kj::StringPtr path);
-  static kj::Maybe<kj::String> parse(kj::ArrayPtr<const kj::byte> bytes, IndexCache& into);
+  static kj::Maybe<kj::String> parse(kj::ArrayPtr<const kj::byte> body, IndexCache& into);
   kj::Array<kj::byte> serialise() const;
 
   kj::HashMap<kj::String, Entry> entries;  // key: itemId + '/' + path (ids hold no '/')
