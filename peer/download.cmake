@@ -6,6 +6,7 @@ add_library(shoal-download STATIC
   src/download/source-window.c++
   src/download/download-core.c++
   src/download/download-scheduler.c++
+  src/download/partial-item.c++
 )
 target_include_directories(shoal-download PUBLIC include)
 target_link_libraries(shoal-download PUBLIC shoal-session shoal-library shoal-codec CapnProto::kj-async)
@@ -15,4 +16,9 @@ shoal_test(download-core-test unit
     test/download/chunk-set-test.c++
     test/download/source-window-test.c++
     test/download/download-core-test.c++
+  LIBS shoal-download)
+
+shoal_test(download-disk-test unit
+  SOURCES
+    test/download/partial-item-test.c++
   LIBS shoal-download)

@@ -127,9 +127,8 @@ void DownloadCore::decideManifest(kj::TimePoint now) {
         return;
       }
     }
-    resumed = nullptr;
+    resumed = nullptr;  // PartialItem removes its files when preparing another manifest
     claimed = ChunkSet();
-    freshStart = true;
   }
   auto best = &votes[0];
   for (auto& v : votes) {
@@ -248,7 +247,7 @@ void DownloadCore::useManifest(kj::Own<codec::Manifest> manifest, kj::TimePoint 
   }
   current = State::preparing;
   diskBusy = true;
-  actions.add(action::Prepare{freshStart});
+  actions.add(action::Prepare{});
 }
 
 void DownloadCore::onPrepared(kj::TimePoint now) {

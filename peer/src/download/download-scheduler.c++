@@ -70,7 +70,10 @@ void DownloadCore::startChecks() {
     KJ_IF_MAYBE (chunk, next) {
       nextClaim = *chunk + 1;
       ++checking;
-      actions.add(action::CheckChunk{*chunk});
+      auto& m = manifest();
+      uint32_t file = fileOf(*chunk);
+      uint64_t k = *chunk - m.firstChunk[file];
+      actions.add(action::CheckChunk{*chunk, file, m.chunkOffset(k), m.chunkLength(file, k)});
     } else {
       return;
     }

@@ -11,12 +11,18 @@
 #include <shoal/codec/frame.h>
 #include <shoal/peer/download/download-core.h>
 
+#include <string.h>
+
 #include <map>
 
 namespace shoal::peer::download::test {
 
 using kj::MILLISECONDS;
 using kj::SECONDS;
+
+inline bool contains(kj::StringPtr text, kj::StringPtr part) {
+  return strstr(text.cStr(), part.cStr()) != nullptr;
+}
 
 inline PeerId peerId(uint8_t b) {
   PeerId id;
@@ -116,7 +122,7 @@ class CoreHarness {
   kj::Vector<SentChunk> sent;
   kj::Vector<Ticket> cancelled;
   kj::Vector<kj::String> misbehaved;
-  kj::Vector<bool> prepares;  // the `fresh` flag of each Prepare
+  uint32_t prepares = 0;
   kj::Vector<uint64_t> checks;
   kj::Vector<ChunkSet> saves;
   uint32_t stopWrites = 0;
@@ -148,9 +154,13 @@ class CoreHarness {
           misbehaved.add(kj::mv(m.message));
         }
         KJ_CASE_ONEOF(p, action::Prepare) {
-          prepares.add(p.fresh);
+          (void)p;
+          ++prepares;
         }
         KJ_CASE_ONEOF(c, action::CheckChunk) {
+          uint64_t k = c.chunk - item.manifest.firstChunk[c.file];
+          KJ_ASSERT(c.offset == k * item.manifest.chunkSize);
+          KJ_ASSERT(c.length == item.manifest.chunkLength(c.file, k));
           checks.add(c.chunk);
         }
         KJ_CASE_ONEOF(s, action::SaveProgress) {
@@ -186,7 +196,7 @@ class CoreHarness {
     drain();
     KJ_ASSERT(manifestRequests.size() > 0, "no GetManifest sent");
     deliverManifest(manifestRequests.back());
-    KJ_ASSERT(prepares.size() > 0);
+    KJ_ASSERT(prepares > 0);
     core.onPrepared(now);
     drain();
   }

@@ -105,15 +105,16 @@ struct Misbehaved {
   kj::String message;
 };
 // Create or reopen the partial files for manifest() (paths checked, space preallocated) and
-// persist the manifest. `fresh`: first remove what an earlier run left (its manifest is not the
-// one being downloaded). Answer: onPrepared() or onDiskFailed().
-struct Prepare {
-  bool fresh;
-};
+// persist the manifest; what an earlier run left for another manifest is removed first.
+// Answer: onPrepared() or onDiskFailed().
+struct Prepare {};
 // Read chunk `chunk` back from the partial file and verify it (claimed by an earlier run).
 // Answer: onChunkChecked().
 struct CheckChunk {
   uint64_t chunk;
+  uint32_t file;
+  uint64_t offset;
+  uint32_t length;
 };
 // Persist `chunks` (verified, plus those claimed by an earlier run and not yet checked)
 // atomically. Answer: onSaved() (or onDiskFailed()).
@@ -279,7 +280,6 @@ class DownloadCore {
 
   kj::Maybe<kj::Own<codec::Manifest>> target;
   kj::Maybe<kj::Own<codec::Manifest>> resumed;  // the earlier run's manifest, until decided on
-  bool freshStart = false;                      // the earlier run's partial state is discarded
   kj::Maybe<codec::Digest> wanted;              // the digest being fetched
   kj::Maybe<kj::Own<codec::ManifestAssembler>> assembling;
   kj::Maybe<Ticket> manifestTicket;
