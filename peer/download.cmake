@@ -7,6 +7,8 @@ add_library(shoal-download STATIC
   src/download/download-core.c++
   src/download/download-scheduler.c++
   src/download/partial-item.c++
+  src/download/chunk-writer.c++
+  src/download/download.c++
 )
 target_include_directories(shoal-download PUBLIC include)
 target_link_libraries(shoal-download PUBLIC shoal-session shoal-library shoal-codec CapnProto::kj-async)
@@ -21,4 +23,9 @@ shoal_test(download-core-test unit
 shoal_test(download-disk-test unit
   SOURCES
     test/download/partial-item-test.c++
+    test/download/chunk-writer-test.c++
+  LIBS shoal-download)
+
+shoal_test(download-test unit
+  SOURCES test/download/download-test.c++
   LIBS shoal-download)

@@ -208,7 +208,8 @@ void DownloadCore::onManifestPage(Ticket ticket, wire::Manifest::Reader page, bo
 void DownloadCore::manifestFailed(SourceKey key, DropReason reason, kj::String detail,
                                   bool misbehaved) {
   KJ_IF_MAYBE (ticket, manifestTicket) {
-    releaseRequest(*ticket, KJ_ASSERT_NONNULL(requests.find(*ticket)));
+    // Before its last page the request is still running at the source: cancel it.
+    withdraw(*ticket);
   }
   if (misbehaved) actions.add(action::Misbehaved{key, kj::str(detail)});
   KJ_IF_MAYBE (source, sources.find(key)) {

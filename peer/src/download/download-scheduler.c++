@@ -88,6 +88,7 @@ bool DownloadCore::fill(SourceKey key, Source& source, kj::TimePoint now) {
     // Room for a whole chunk, whichever comes; always one in flight, so that a budget below the
     // chunk size still makes progress.
     if (buffered > 0 && buffered + chunkSize > limits.maxBufferedBytes) return false;
+    if (requests.size() + writing >= limits.maxBufferedChunks) return false;
     kj::Maybe<uint64_t> chunk = pick(key, source);
     if (chunk == nullptr && missingCount == 0) chunk = pickDuplicate(key, source);
     KJ_IF_MAYBE (c, chunk) {

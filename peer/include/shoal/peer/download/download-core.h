@@ -32,20 +32,32 @@ using Ticket = uint64_t;
 
 // Every limit of the scheduler, named and configurable (docs/downloads.md explains each).
 struct DownloadLimits {
-  uint64_t maxBufferedBytes =
-      64 << 20;                    // chunk bytes requested or waiting for the disk, all sources
-  uint32_t maxWindow = 64;         // chunk requests outstanding per source (also ≤ maxInFlight)
-  uint32_t initialWindow = 2;      // until a source's first rate sample
-  uint32_t maxChecksInFlight = 8;  // resumed chunks being re-verified at once ([CHK-10])
-  uint32_t endgameCopies = 2;      // requests in flight for one chunk in the endgame
-  uint32_t maxBadChunks = 5;       // [CHK-8]: a source is dropped at this many (≤ 5)
-  uint32_t maxSourceErrors = 5;    // failed answers in a row before a source is dropped
-  kj::Duration stallTimeout = 5 * kj::SECONDS;  // outstanding requests and no answer for this long
-  kj::Duration minRetryAfter = 100 * kj::MILLISECONDS;  // busy/unavailable with retryAfterMs = 0
-  kj::Duration errorBackoff = 250 * kj::MILLISECONDS;   // after any other failed answer
-  kj::Duration saveInterval = 2 * kj::SECONDS;          // progress saved at least this often
+  // Chunks requested or waiting for the disk, all sources together: bytes, and chunks (many small
+  // files make many small chunks).
+  uint64_t maxBufferedBytes = 64 << 20;
+  uint32_t maxBufferedChunks = 512;
+  // Chunk requests outstanding per source (also at most its maxInFlight), and the window a source
+  // starts with before its first rate sample.
+  uint32_t maxWindow = 64;
+  uint32_t initialWindow = 2;
+  // Chunks of an earlier run being read back and verified at once ([CHK-10]).
+  uint32_t maxChecksInFlight = 8;
+  // Requests in flight for one chunk in the endgame.
+  uint32_t endgameCopies = 2;
+  // [CHK-8]: a source is dropped at this many bad chunks (at most 5); and at this many failed
+  // answers or stalls in a row.
+  uint32_t maxBadChunks = 5;
+  uint32_t maxSourceErrors = 5;
+  // A source with requests outstanding and no answer for this long is stalled.
+  kj::Duration stallTimeout = 5 * kj::SECONDS;
+  // The wait after busy/unavailable without retryAfterMs, and after any other failed answer.
+  kj::Duration minRetryAfter = 100 * kj::MILLISECONDS;
+  kj::Duration errorBackoff = 250 * kj::MILLISECONDS;
+  // Progress saved at least this often; progress events this often.
+  kj::Duration saveInterval = 2 * kj::SECONDS;
   kj::Duration progressInterval = 250 * kj::MILLISECONDS;
-  kj::Duration peersGoneGrace = 2 * kj::SECONDS;  // no usable source for this long: AllPeersGone
+  // No usable source for this long ends the download with AllPeersGone.
+  kj::Duration peersGoneGrace = 2 * kj::SECONDS;
 };
 
 // What the runtime knows of a source: its announced limits and what its library lists.
