@@ -31,3 +31,31 @@ for i, p in enumerate(paths):
     data = p.encode("latin-1") if any(ord(c) > 127 and ord(c) < 256 for c in p) and not any(ord(c) > 255 for c in p) else p.encode("utf-8", "surrogatepass")
     write("path", "p%02d" % i, data)
 print("seeds written")
+
+# download: byte 0 = file count - 1 (bits 0-1) | limits preset << 2, one size byte per file, then
+# ops (op | param << 4, plus their bytes). See fuzz/targets/download.c++.
+ADD, REMOVE, RELIST, ANSWER, LATE, JOB, FAILJOB, DROPJOB, TICK, STOP, RESTART, OLDEST = range(12)
+def op(o, param=0, *extra):
+    return bytes([o | param << 4, *extra])
+def work(n):  # answer the oldest request honestly and let the disk do a job, n times
+    return (op(OLDEST) + op(JOB, 0, 0)) * n
+download = {
+    "two-honest-sources": bytes([0x01, 5, 13]) + op(ADD, 3) + op(ADD, 1) + work(40),
+    "one-liar": bytes([0x02, 4, 2, 3]) + op(ADD, 3) + op(ADD, 3) + work(3) +
+        (op(ANSWER, 6, 0) + op(JOB, 0, 0)) * 6 + work(30),
+    "wrong-lengths-and-errors": bytes([0x00, 5]) + op(ADD, 3) + op(ADD, 2) + work(2) +
+        op(ANSWER, 7, 0) + op(ANSWER, 9, 1) + op(ANSWER, 12, 0) + op(TICK, 1) + work(20),
+    "busy-retry-after": bytes([0x00, 4]) + op(ADD, 3) + work(2) + op(ANSWER, 9, 3) +
+        op(TICK, 1) + op(TICK, 1) + op(TICK, 5) + work(20),
+    "restart-with-a-flipped-chunk": bytes([0x01, 5, 5]) + op(ADD, 3) + work(6) + op(TICK, 6) +
+        op(TICK, 6) + work(2) + op(RESTART, 1) + work(30),
+    "cancel-midway": bytes([0x01, 5, 4]) + op(ADD, 3) + work(4) + op(STOP, 0) + op(JOB, 0, 0) * 4,
+    "all-peers-gone": bytes([0x00, 5]) + op(ADD, 3) + work(3) + op(REMOVE, 0, 0) + op(TICK, 6) * 3,
+    "late-answers": bytes([0x00, 5]) + op(ADD, 3) + op(ADD, 3) + work(3) + op(LATE, 0, 0) +
+        op(LATE, 0, 1) + op(REMOVE, 0, 0) + op(LATE, 0, 2) + work(20),
+    "other-version": bytes([0x00, 4]) + op(ADD, 3) + op(ADD, 11) + op(ANSWER, 10, 0) + work(20),
+    "stop-drops-writes": bytes([0x01, 5, 5]) + op(ADD, 3) + op(OLDEST) * 3 + op(STOP, 1) +
+        op(DROPJOB, 0, 0) * 3 + op(JOB, 0, 0) * 3,
+}
+for name, data in download.items():
+    write("download", name, data)

@@ -1,13 +1,11 @@
 // The world of the `session` fuzz target, shared with the seed recorder (make-session-seeds.c++)
 // so that recorded requests name real manifest digests: a small library in a scratch folder
-// (/tmp/shoal-fuzz-session-XXXXXX) served by RequestServer, and, outside it, files holding a
-// marker that must never be served, reachable from inside only through symlinks.
+// (/tmp/shoal-fuzz-session-XXXXXX, scratch-folder.h) served by RequestServer, and, outside it,
+// files holding a marker that must never be served, reachable from inside only through symlinks.
 #pragma once
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,6 +20,7 @@
 #include <shoal/peer/runtime/request-server.h>
 
 #include "../../peer/test/library/temp-tree.h"
+#include "targets/scratch-folder.h"
 
 namespace shoal::fuzz {
 
@@ -43,11 +42,6 @@ struct FixtureFile {
 class LibraryFixture {
  public:
   LibraryFixture() : lib(kEpoch) {
-    sweepOrphans();
-    char name[] = "/tmp/shoal-fuzz-session-XXXXXX";
-    KJ_ASSERT(mkdtemp(name) != nullptr, strerror(errno));
-    base = kj::str(name);
-    writeFile("owner", kj::str(getpid()).asBytes());
     makeDir("library");
     makeDir("outside");
     // The outside: what an escape would serve.
@@ -104,7 +98,6 @@ class LibraryFixture {
     requestServer = kj::heap<peer::RequestServer>(lib, rootFd);
   }
 
-  ~LibraryFixture() noexcept { shoal::peer::library::test::removeBeneath(AT_FDCWD, base); }
   KJ_DISALLOW_COPY(LibraryFixture);
 
   const peer::library::Library& library() const { return lib; }
@@ -121,7 +114,8 @@ class LibraryFixture {
   }
 
  private:
-  kj::String base;
+  ScratchFolder scratch{"/tmp"_kj, "shoal-fuzz-session-"_kj};  // removed last
+  kj::String base = kj::str(scratch.path());
   peer::library::Library lib;
   kj::HashMap<kj::String, FixtureFile> files;  // key: itemId/path
   kj::AutoCloseFd rootFd;
@@ -178,27 +172,6 @@ class LibraryFixture {
   void swap(kj::StringPtr relative, kj::StringPtr target) {
     shoal::peer::library::test::removeBeneath(AT_FDCWD, kj::str(base, '/', relative));
     makeLink(target, relative);
-  }
-
-  // A crashed run (an abort skips destructors) leaves its folder: remove those whose owner is gone.
-  static void sweepOrphans() {
-    DIR* tmp = opendir("/tmp");
-    if (tmp == nullptr) return;
-    kj::Vector<kj::String> orphans;
-    while (struct dirent* e = readdir(tmp)) {
-      kj::StringPtr name = e->d_name;
-      if (!name.startsWith("shoal-fuzz-session-")) continue;
-      char owner[32] = {};
-      int fd = open(kj::str("/tmp/", name, "/owner").cStr(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-      if (fd < 0) continue;
-      ssize_t n = read(fd, owner, sizeof(owner) - 1);
-      close(fd);
-      pid_t pid = n > 0 ? pid_t(atoi(owner)) : 0;
-      if (pid > 0 && kill(pid, 0) != 0 && errno == ESRCH) orphans.add(kj::str(name));
-    }
-    closedir(tmp);
-    for (auto& name : orphans)
-      shoal::peer::library::test::removeBeneath(AT_FDCWD, kj::str("/tmp/", name));
   }
 };
 

@@ -166,52 +166,52 @@ void DownloadCore::requestManifest(kj::TimePoint now) {
 void DownloadCore::onManifestPage(Ticket ticket, wire::Manifest::Reader page, bool terminal,
                                   kj::TimePoint now) {
   if (manifestTicket != ticket) return;  // late, cancelled or unknown
-  auto& request = KJ_ASSERT_NONNULL(requests.find(ticket));
-  SourceKey key = request.source;
+  SourceKey key = KJ_ASSERT_NONNULL(requests.find(ticket)).source;
   KJ_IF_MAYBE (source, sources.find(key)) {
     source->lastProgress = now;
   }
   auto& assembler = *KJ_ASSERT_NONNULL(assembling);
+  kj::Maybe<kj::Own<codec::Manifest>> manifest;
+  kj::Maybe<kj::String> problem;
   KJ_IF_MAYBE (failure, assembler.feed(page)) {
+    problem = kj::mv(failure->message);
+  } else if (!terminal) {
+    return;  // more pages to come
+  } else if (!assembler.isComplete()) {
+    problem = kj::str("the last page left it incomplete");
+  } else {
+    manifest = kj::heap(assembler.take());
+  }
+  // The request is over at its last page; before it, the source is still sending: cancel it.
+  if (terminal) {
+    releaseRequest(ticket, KJ_ASSERT_NONNULL(requests.find(ticket)));
+  } else {
+    withdraw(ticket);
+  }
+  KJ_IF_MAYBE (p, problem) {
     // A page out of order or not contiguous breaks [RQ-6] (the session must end); a manifest
     // failing the final checks of [MAN-21] is only discarded.
-    manifestFailed(key, DropReason::badManifest, kj::mv(failure->message), !terminal);
-  } else if (terminal) {
-    if (!assembler.isComplete()) {
-      manifestFailed(key, DropReason::badManifest, kj::str("the last page left it incomplete"),
-                     true);
-    } else {
-      auto manifest = kj::heap(assembler.take());
-      releaseRequest(ticket, KJ_ASSERT_NONNULL(requests.find(ticket)));
-      if (manifest->digest != KJ_ASSERT_NONNULL(wanted)) {
-        // The source's library changed since it listed the item: not its fault, but not the
-        // manifest we are after either.
-        manifestFailed(
-            key, DropReason::changed,
-            kj::str("sent manifest ", manifest->digest, ", listed ", KJ_ASSERT_NONNULL(wanted)),
-            false);
-      } else {
-        KJ_IF_MAYBE (source, sources.find(key)) {
-          source->errorsInRow = 0;
-        }
-        useManifest(kj::mv(manifest), now);
-        return;
+    if (!terminal) actions.add(action::Misbehaved{key, kj::str(*p)});
+    dropFaulty(key, DropReason::badManifest, kj::mv(*p));
+  }
+  KJ_IF_MAYBE (m, manifest) {
+    if ((*m)->digest == KJ_ASSERT_NONNULL(wanted)) {
+      KJ_IF_MAYBE (source, sources.find(key)) {
+        source->errorsInRow = 0;
       }
+      useManifest(kj::mv(*m), now);
+      return;
     }
-  } else {
-    return;
+    // The source's library changed since it listed the item: not its fault, but not the
+    // manifest we are after either.
+    dropFaulty(key, DropReason::changed,
+               kj::str("sent manifest ", (*m)->digest, ", listed ", KJ_ASSERT_NONNULL(wanted)));
   }
   decideManifest(now);
   checkSources(now);
 }
 
-void DownloadCore::manifestFailed(SourceKey key, DropReason reason, kj::String detail,
-                                  bool misbehaved) {
-  KJ_IF_MAYBE (ticket, manifestTicket) {
-    // Before its last page the request is still running at the source: cancel it.
-    withdraw(*ticket);
-  }
-  if (misbehaved) actions.add(action::Misbehaved{key, kj::str(detail)});
+void DownloadCore::dropFaulty(SourceKey key, DropReason reason, kj::String detail) {
   KJ_IF_MAYBE (source, sources.find(key)) {
     dropSource(key, *source, reason, kj::mv(detail));
   }

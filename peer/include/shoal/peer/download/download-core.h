@@ -331,7 +331,7 @@ class DownloadCore {
   void decideManifest(kj::TimePoint now);
   void useManifest(kj::Own<codec::Manifest> manifest, kj::TimePoint now);
   void requestManifest(kj::TimePoint now);
-  void manifestFailed(SourceKey key, DropReason reason, kj::String detail, bool misbehaved);
+  void dropFaulty(SourceKey key, DropReason reason, kj::String detail);
   void stop(Outcome outcome, kj::String message, kj::TimePoint now);
   void maybeEnd();
   void checkCompletion();
