@@ -234,7 +234,8 @@ class Harness {
     kj::Maybe<codec::Digest> listed;
     if (s.version < 2) listed = versions[s.version].manifest.digest;
     (void)key;
-    return SourceInfo{peer::PeerId{}, s.maxInFlight, codec::kMaxChunkSize, listed, nullptr};
+    // Strikes belong to the session, not to one download ([CHK-8]): a restart keeps them.
+    return SourceInfo{peer::PeerId{}, s.maxInFlight, codec::kMaxChunkSize, listed, nullptr, s.bad};
   }
 
   // --- what the core asks for -------------------------------------------------------------------
@@ -338,6 +339,10 @@ class Harness {
 
   void observe(DownloadEvent& e) {
     KJ_SWITCH_ONEOF(e) {
+      KJ_CASE_ONEOF(b, event::BadChunk) {
+        auto it = sources.find(b.source);
+        KJ_ASSERT(it != sources.end() && b.count == it->second.bad, b.count);
+      }
       KJ_CASE_ONEOF(d, event::SourceDropped) {
         auto it = sources.find(d.source);
         if (it != sources.end()) it->second.dropped = true;
@@ -660,6 +665,12 @@ class Harness {
     writing.clear();
     verified.clear();
     stopWrites = ended = peersGone = false;
+    // A new download knows nothing of the old one's retry-afters ([ERR-5] binds one requester).
+    // Nor of its drops, but for [CHK-8]'s strikes, which infoOf() hands over.
+    for (auto& [key, source] : sources) {
+      source.notBefore = now;
+      source.dropped = false;
+    }
     startCore();
   }
 

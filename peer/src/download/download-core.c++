@@ -32,7 +32,7 @@ kj::StringPtr name(Outcome outcome) {
 }
 
 SourceInfo SourceInfo::clone() const {
-  SourceInfo copy{peer, maxInFlight, maxChunkBytes, listed, nullptr};
+  SourceInfo copy{peer, maxInFlight, maxChunkBytes, listed, nullptr, badChunks};
   KJ_IF_MAYBE (h, has) {
     copy.has = h->clone();
   }
@@ -532,7 +532,12 @@ void DownloadCore::onTick(kj::TimePoint now) {
 void DownloadCore::addSource(SourceKey key, SourceInfo info, kj::TimePoint now) {
   KJ_IF_MAYBE (existing, sources.find(key)) {
     // Same session, news about it: limits and listing change, strikes and estimates stay.
+    existing->badChunks = kj::max(existing->badChunks, info.badChunks);
     existing->info = kj::mv(info);
+    if (existing->badChunks >= limits.maxBadChunks) {
+      dropSource(key, *existing, DropReason::badChunks,
+                 kj::str(existing->badChunks, " bad chunks in this session"));
+    }
   } else {
     uint32_t chunkBytes = codec::kDefaultChunkSize;
     KJ_IF_MAYBE (m, target) {
@@ -545,6 +550,11 @@ void DownloadCore::addSource(SourceKey key, SourceInfo info, kj::TimePoint now) 
             .value;
     source.lastProgress = now;
     source.notBefore = now;
+    source.badChunks = source.info.badChunks;
+    if (source.badChunks >= limits.maxBadChunks) {
+      dropSource(key, source, DropReason::badChunks,
+                 kj::str(source.badChunks, " bad chunks in earlier downloads"));
+    }
     KJ_IF_MAYBE (m, target) {
       if (source.info.maxChunkBytes < (*m)->chunkSize) {
         dropSource(key, source, DropReason::tooSmall,

@@ -306,7 +306,9 @@ void DownloadCore::dropSource(SourceKey key, Source& source, DropReason reason, 
 
 void DownloadCore::strike(SourceKey key, kj::StringPtr why) {
   KJ_IF_MAYBE (source, sources.find(key)) {
-    if (++source->badChunks >= limits.maxBadChunks) {
+    ++source->badChunks;
+    events.add(event::BadChunk{key, source->info.peer, source->badChunks});
+    if (source->badChunks >= limits.maxBadChunks) {
       dropSource(key, *source, DropReason::badChunks,
                  kj::str(source->badChunks, " bad chunks, the last: ", why));
     }

@@ -20,6 +20,23 @@ kj::Maybe<const Download&> DownloadRegistry::find(kj::StringPtr itemId) const {
   return nullptr;
 }
 
+uint32_t DownloadRegistry::badChunks(SourceKey source, kj::StringPtr itemId) const {
+  KJ_IF_MAYBE (count, strikes.find(kj::str(source, '/', itemId))) {
+    return *count;
+  }
+  return 0;
+}
+
+void DownloadRegistry::recordBadChunks(SourceKey source, kj::StringPtr itemId, uint32_t count) {
+  strikes.upsert(kj::str(source, '/', itemId), count,
+                 [](uint32_t& old, uint32_t n) { old = kj::max(old, n); });
+}
+
+void DownloadRegistry::forgetSource(SourceKey source) {
+  auto prefix = kj::str(source, '/');
+  strikes.eraseAll([&](kj::StringPtr key, uint32_t) { return key.startsWith(prefix); });
+}
+
 kj::Maybe<DownloadStateGuard> DownloadStateGuard::begin(DownloadRegistry& registry,
                                                         kj::StringPtr itemId,
                                                         const Download& download) {
@@ -129,6 +146,7 @@ void Download::sourcesChanged() {
   kj::HashMap<SourceKey, bool> current;
   for (auto& s : sources.sources(item)) {
     current.insert(s.key, true);
+    s.info.badChunks = kj::max(s.info.badChunks, registry.badChunks(s.key, item));
     core.addSource(s.key, kj::mv(s.info), now);
   }
   for (auto& k : known) {
@@ -180,6 +198,9 @@ void Download::pump() {
 }
 
 void Download::publish(DownloadEvent& event) {
+  KJ_IF_MAYBE (bad, event.tryGet<event::BadChunk>()) {
+    registry.recordBadChunks(bad->source, item, bad->count);
+  }
   onEvent(event);
   KJ_IF_MAYBE (last, event.tryGet<event::Ended>()) {
     KJ_IF_MAYBE (f, ended) {

@@ -436,6 +436,31 @@ TEST(DownloadCore, AChunkOfTheWrongLengthIsABadChunk) {
   EXPECT_EQ(h.count<event::AllPeersGone>(), 1u);
 }
 
+TEST(DownloadCore, StrikesFromEarlierDownloadsCount) {
+  CoreHarness h(kOneFile);
+  auto struckOut = h.info(1);
+  struckOut.badChunks = 5;
+  h.core.addSource(1, kj::mv(struckOut), h.now);
+  auto almost = h.info(2);
+  almost.badChunks = 4;
+  h.core.addSource(2, kj::mv(almost), h.now);
+  h.addSource(3);
+  h.startDownloading();
+  EXPECT_TRUE(h.inFlightAt(1).empty());  // never asked: it is out for this session ([CHK-8])
+  auto at2 = h.inFlightAt(2);
+  ASSERT_GT(at2.size(), 0u);
+  h.answer(at2[0].ticket, true);  // its fifth
+  EXPECT_EQ(h.count<event::BadChunk>(), 1u);
+  for (auto& e : h.events) {
+    KJ_IF_MAYBE (bad, e.tryGet<event::BadChunk>()) {
+      EXPECT_EQ(bad->source, 2u);
+      EXPECT_EQ(bad->count, 5u);
+    }
+  }
+  EXPECT_EQ(h.count<event::SourceDropped>(), 2u);
+  EXPECT_TRUE(h.inFlightAt(2).empty());
+}
+
 TEST(DownloadCore, SourcesThatCannotServeAWholeChunkAreNotUsed) {
   CoreHarness h(kOneFile);
   auto small = h.info(1);

@@ -159,6 +159,9 @@ struct Fixture {
             KJ_CASE_ONEOF(x, event::Progress) {
               events.add(x);
             }
+            KJ_CASE_ONEOF(x, event::BadChunk) {
+              events.add(x);
+            }
             KJ_CASE_ONEOF(x, event::SourceDropped) {
               events.add(event::SourceDropped{x.source, x.peer, x.reason, kj::str(x.detail)});
             }
@@ -273,6 +276,29 @@ TEST(Download, ALiarIsDroppedAndTheHonestSourceFinishes) {
       EXPECT_EQ(d->reason, DropReason::badChunks);
     }
   }
+}
+
+// [CHK-8] counts per session: a download started again does not ask the liar either.
+TEST(Download, ALiarStaysDroppedInTheNextDownloadOfTheSession) {
+  Fixture f(kSizes);
+  f.swarm.modes = {{1, Swarm::Mode::corrupt}, {2, Swarm::Mode::silent}};
+  {
+    auto download = f.download();
+    auto running = download->run();
+    ASSERT_TRUE(f.runUntil([&]() { return f.count<event::SourceDropped>() > 0; }));
+    download->cancel();
+    EXPECT_EQ(running.wait(f.io.waitScope), Outcome::cancelled);
+  }
+  // At least 5: chunks already on their way when it was dropped still fail their check.
+  EXPECT_GE(f.registry.badChunks(1, "item"), 5u);
+  f.swarm.modes = {{1, Swarm::Mode::corrupt}, {2, Swarm::Mode::honest}};
+  f.swarm.chunkRequests.clear();
+  auto download = f.download();
+  EXPECT_EQ(download->run().wait(f.io.waitScope), Outcome::finished);
+  EXPECT_EQ(f.swarm.chunkRequests[1], 0u);
+  EXPECT_TRUE(f.libraryHasTheItem());
+  f.registry.forgetSource(1);  // its session ended
+  EXPECT_EQ(f.registry.badChunks(1, "item"), 0u);
 }
 
 TEST(Download, AStalledSourcesChunksAreFetchedElsewhere) {

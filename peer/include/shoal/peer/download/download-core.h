@@ -71,6 +71,9 @@ struct SourceInfo {
   // The chunks it can serve; null = all of them (a source with the complete item). A source with
   // a partial item will list only what it verified: the scheduler already asks per chunk.
   kj::Maybe<ChunkSet> has;
+  // Bad chunks of this item it already sent in this session, to earlier downloads: [CHK-8]
+  // counts per session, not per download (DownloadRegistry keeps the count).
+  uint32_t badChunks = 0;
 
   SourceInfo clone() const;
 };
@@ -154,6 +157,13 @@ struct Progress {
   uint64_t bytesTotal;
   uint32_t sourcesInUse;
 };
+// A source sent a bad chunk: its hash or its length was wrong. `count` is its total for this item
+// in this session; at DownloadLimits::maxBadChunks it is dropped (SourceDropped follows).
+struct BadChunk {
+  SourceKey source;
+  PeerId peer;
+  uint32_t count;
+};
 struct SourceDropped {
   SourceKey source;
   PeerId peer;
@@ -170,8 +180,8 @@ struct Ended {
 };
 }  // namespace event
 
-using DownloadEvent = kj::OneOf<event::ManifestReady, event::Progress, event::SourceDropped,
-                                event::AllPeersGone, event::Ended>;
+using DownloadEvent = kj::OneOf<event::ManifestReady, event::Progress, event::BadChunk,
+                                event::SourceDropped, event::AllPeersGone, event::Ended>;
 
 // What onChunk() wants done with a chunk that arrived: verify it against the manifest and write
 // it at `offset` of file `file`, then report onChunkWritten() / onChunkCorrupt() / onWriteFailed().

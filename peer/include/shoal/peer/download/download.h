@@ -58,10 +58,18 @@ class DownloadRegistry {
   kj::Maybe<const Download&> find(kj::StringPtr itemId) const;
   size_t size() const { return active.size(); }
 
+  // [CHK-8] counts a source's bad chunks of an item over its whole session, so the count outlives
+  // the download that saw them: a download cancelled and started again still knows the liar.
+  uint32_t badChunks(SourceKey source, kj::StringPtr itemId) const;
+  void recordBadChunks(SourceKey source, kj::StringPtr itemId, uint32_t count);
+  // The source's session ended: its counts go with it.
+  void forgetSource(SourceKey source);
+
  private:
   friend class DownloadStateGuard;
   kj::Maybe<kj::Function<void(kj::StringPtr, bool)>> onChange;
   kj::HashMap<kj::String, const Download*> active;
+  kj::HashMap<kj::String, uint32_t> strikes;  // "<source>/<itemId>" → bad chunks
 };
 
 // One download's entry in the registry, removed when the guard is destroyed: whichever way the
