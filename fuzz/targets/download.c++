@@ -612,8 +612,15 @@ class Harness {
   void failJob(uint8_t which) {
     if (jobs.empty()) return;
     Job job = takeJob(which);
-    if (job.kind == Job::Kind::write) writing.erase(job.where.chunk);
-    core->onDiskFailed("injected: No space left on device", now);
+    auto message = "injected: No space left on device"_kj;
+    if (job.kind == Job::Kind::write) {
+      writing.erase(job.where.chunk);
+      core->onChunkFailed(job.where.chunk, message, now);
+    } else if (job.kind == Job::Kind::check) {
+      core->onChunkFailed(job.check.chunk, message, now);
+    } else {
+      core->onDiskFailed(message, now);
+    }
   }
 
   // Only after StopWrites, only jobs that may be dropped.

@@ -378,9 +378,20 @@ void DownloadCore::onFinished(kj::TimePoint now) {
   events.add(event::Ended{Outcome::finished, kj::str()});
 }
 
+void DownloadCore::onChunkFailed(uint64_t chunk, kj::StringPtr message, kj::TimePoint now) {
+  if (current == State::ended) return;
+  if (current == State::stopping) {
+    if (endMessage.size() == 0) endMessage = kj::str(message);
+  } else {
+    stop(Outcome::failed, kj::str(message), now);
+  }
+  // The job is over and wrote nothing that counts: like a dropped one.
+  onJobDropped(chunk, now);
+}
+
 void DownloadCore::onDiskFailed(kj::StringPtr message, kj::TimePoint now) {
   if (current == State::ended) return;
-  // Whatever job failed is over: a Prepare, a Finish or a save.
+  // The job that failed is over: a Prepare, a Finish or a save (never two at once).
   diskBusy = false;
   saving = false;
   if (current == State::stopping) {

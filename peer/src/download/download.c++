@@ -342,7 +342,7 @@ void Download::submitWrite(ChunkWrite where, codec::InboundFrame frame) {
           }
         }
         KJ_CASE_ONEOF(failure, DiskFailure) {
-          core.onDiskFailed(failure.message, now);
+          core.onChunkFailed(where.chunk, failure.message, now);
         }
       }
     } else {
@@ -385,7 +385,7 @@ void Download::check(action::CheckChunk c) {
                       core.onChunkChecked(chunk, intact, now);
                     }
                     KJ_CASE_ONEOF(failure, DiskFailure) {
-                      core.onDiskFailed(failure.message, now);
+                      core.onChunkFailed(chunk, failure.message, now);
                     }
                   }
                 } else {

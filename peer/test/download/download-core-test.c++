@@ -570,9 +570,7 @@ TEST(DownloadCore, ADiskFailureFailsOnceAndKeepsTheProgress) {
   h.startDownloading();
   h.answer(h.inFlight.begin()->first);
   auto w = KJ_ASSERT_NONNULL(h.answer(h.inFlight.begin()->first, false, true));
-  h.core.onDiskFailed("file-100: write: No space left on device", h.now);
-  h.drain();
-  h.core.onJobDropped(w.chunk, h.now);  // the writer dropped what it had not started
+  h.core.onChunkFailed(w.chunk, "file-100: write: No space left on device", h.now);
   h.drain();
   ASSERT_EQ(h.saves.size(), 1u);
   EXPECT_EQ(h.saves[0].count(), 1u);
@@ -583,6 +581,22 @@ TEST(DownloadCore, ADiskFailureFailsOnceAndKeepsTheProgress) {
   EXPECT_EQ(ended.message, "file-100: write: No space left on device");
   EXPECT_EQ(h.count<event::Ended>(), 1u);
   EXPECT_EQ(h.count<event::AllPeersGone>(), 0u);
+}
+
+// Found by fuzz_download: a write failing after the stop began left its chunk "writing" for ever.
+TEST(DownloadCore, AWriteFailingWhileStoppingStillLetsItEnd) {
+  CoreHarness h(kOneFile);
+  h.addSource(1);
+  h.startDownloading();
+  auto w = KJ_ASSERT_NONNULL(h.answer(h.inFlight.begin()->first, false, true));
+  h.core.cancel(h.now);
+  h.drain();
+  EXPECT_TRUE(h.ended() == nullptr);
+  h.core.onChunkFailed(w.chunk, "file-100: write: Input/output error", h.now);
+  h.drain();
+  auto& ended = KJ_ASSERT_NONNULL(h.ended());
+  EXPECT_EQ(ended.outcome, Outcome::cancelled);
+  EXPECT_EQ(ended.message, "file-100: write: Input/output error");
 }
 
 TEST(DownloadCore, APrepareFailureEndsWithoutSaving) {

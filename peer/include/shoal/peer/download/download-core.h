@@ -236,8 +236,10 @@ class DownloadCore {
   void onPrepared(kj::TimePoint now);
   void onSaved(kj::TimePoint now);
   void onFinished(kj::TimePoint now);
-  // Any disk failure (preparing, writing, saving, finishing): the download fails, partial state
-  // kept. `message` names the path and the errno text.
+  // A disk failure: the download fails, partial state kept. `message` names the path and the
+  // errno text. onChunkFailed() for a write or a check of `chunk`, onDiskFailed() for a Prepare,
+  // a SaveProgress or a Finish.
+  void onChunkFailed(uint64_t chunk, kj::StringPtr message, kj::TimePoint now);
   void onDiskFailed(kj::StringPtr message, kj::TimePoint now);
 
   // The user cancelled (Outcome::cancelled) or the runtime is stopping (Outcome::stopped). Either
