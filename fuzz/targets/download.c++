@@ -539,44 +539,44 @@ class Harness {
     return job;
   }
 
+  void doWrite(Job& job) {
+    auto& w = job.where;
+    writing.erase(w.chunk);
+    auto right = versionOf(target().digest).bytes(w.file, w.offset, uint32_t(job.data.size()));
+    auto before = readBack(w.file, w.offset, uint32_t(job.data.size()));
+    auto result = KJ_ASSERT_NONNULL(partial)->writeChunk(w, job.data);
+    auto after = readBack(w.file, w.offset, uint32_t(job.data.size()));
+    if (result.get<PartialItem::Verdict>() == PartialItem::Verdict::written) {
+      KJ_ASSERT(job.data.asPtr() == right, "unverified bytes were written [CHK-7]");
+      KJ_ASSERT(after.asPtr() == right);
+      KJ_ASSERT(verified.insert(w.chunk).second, "a chunk written twice", w.chunk);
+      core->onChunkWritten(w.chunk, now);
+    } else {
+      KJ_ASSERT(job.data.asPtr() != right, "right bytes refused");
+      KJ_ASSERT(before == after, "a refused chunk changed the file [CHK-7]");
+      auto s = sources.find(job.from);
+      if (s != sources.end()) ++s->second.bad;
+      core->onChunkCorrupt(w.chunk, now);
+    }
+  }
+
+  void doCheck(const action::CheckChunk& c) {
+    bool right = readBack(c.file, c.offset, c.length).asPtr() ==
+                 versionOf(target().digest).bytes(c.file, c.offset, c.length);
+    bool intact = KJ_ASSERT_NONNULL(partial)->checkChunk(c).get<bool>();
+    KJ_ASSERT(intact == right, "a check disagrees with the bytes on disk [CHK-10]");
+    if (intact) {
+      KJ_ASSERT(verified.insert(c.chunk).second);
+    }
+    core->onChunkChecked(c.chunk, intact, now);
+  }
+
   void doJob(uint8_t which) {
     if (jobs.empty()) return;
     Job job = takeJob(which);
     switch (job.kind) {
-      case Job::Kind::write: {
-        auto& w = job.where;
-        writing.erase(w.chunk);
-        auto right = versionOf(target().digest).bytes(w.file, w.offset, uint32_t(job.data.size()));
-        auto before = readBack(w.file, w.offset, uint32_t(job.data.size()));
-        auto result = KJ_ASSERT_NONNULL(partial)->writeChunk(w, job.data);
-        auto after = readBack(w.file, w.offset, uint32_t(job.data.size()));
-        auto verdict = result.get<PartialItem::Verdict>();
-        if (verdict == PartialItem::Verdict::written) {
-          KJ_ASSERT(job.data.asPtr() == right, "unverified bytes were written [CHK-7]");
-          KJ_ASSERT(after.asPtr() == right);
-          KJ_ASSERT(verified.insert(w.chunk).second, "a chunk written twice", w.chunk);
-          core->onChunkWritten(w.chunk, now);
-        } else {
-          KJ_ASSERT(job.data.asPtr() != right, "right bytes refused");
-          KJ_ASSERT(before == after, "a refused chunk changed the file [CHK-7]");
-          auto s = sources.find(job.from);
-          if (s != sources.end()) ++s->second.bad;
-          core->onChunkCorrupt(w.chunk, now);
-        }
-        break;
-      }
-      case Job::Kind::check: {
-        auto& c = job.check;
-        bool right = readBack(c.file, c.offset, c.length).asPtr() ==
-                     versionOf(target().digest).bytes(c.file, c.offset, c.length);
-        bool intact = KJ_ASSERT_NONNULL(partial)->checkChunk(c).get<bool>();
-        KJ_ASSERT(intact == right, "a check disagrees with the bytes on disk [CHK-10]");
-        if (intact) {
-          KJ_ASSERT(verified.insert(c.chunk).second);
-        }
-        core->onChunkChecked(c.chunk, intact, now);
-        break;
-      }
+      case Job::Kind::write: doWrite(job); break;
+      case Job::Kind::check: doCheck(job.check); break;
       case Job::Kind::save: {
         KJ_IF_MAYBE (f, KJ_ASSERT_NONNULL(partial)->saveProgress(job.chunks)) {
           core->onDiskFailed(f->message, now);

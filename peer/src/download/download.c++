@@ -93,6 +93,9 @@ Download::Download(kj::StringPtr itemId, Folders folders, DownloadConfig config,
 
 Download::~Download() noexcept(false) {
   writer.stop();  // what has not started is dropped now; the join waits for one job per thread
+  KJ_IF_MAYBE (f, ended) {
+    (*f)->fulfill(Outcome::stopped);
+  }
 }
 
 void Download::TaskErrors::taskFailed(kj::Exception&& exception) {
@@ -115,6 +118,9 @@ kj::Promise<Outcome> Download::run() {
         event::Ended{Outcome::failed, kj::str("item '", item, "' is already being downloaded")};
     onEvent(failed);
     return Outcome::failed;
+  }
+  KJ_IF_MAYBE (outcome, endedWith) {
+    return *outcome;  // cancelled or shut down before it ran
   }
   auto paf = kj::newPromiseAndFulfiller<Outcome>();
   ended = kj::mv(paf.fulfiller);
@@ -174,6 +180,7 @@ void Download::abort() {
   writer.stop();
   DownloadEvent last = event::Ended{Outcome::stopped, kj::str("aborted")};
   onEvent(last);
+  endedWith = Outcome::stopped;
   KJ_ASSERT_NONNULL(ended)->fulfill(Outcome::stopped);
   ended = nullptr;
 }
@@ -203,6 +210,7 @@ void Download::publish(DownloadEvent& event) {
   }
   onEvent(event);
   KJ_IF_MAYBE (last, event.tryGet<event::Ended>()) {
+    endedWith = last->outcome;
     KJ_IF_MAYBE (f, ended) {
       (*f)->fulfill(kj::cp(last->outcome));
       ended = nullptr;

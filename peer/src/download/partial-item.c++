@@ -161,6 +161,36 @@ class PartialItem::OpenFiles {
 // --- load
 // ------------------------------------------------------------------------------------------
 
+namespace {
+
+// The chunks the progress file in `dir` records for `manifest`, or why it does not count.
+kj::OneOf<ChunkSet, kj::String> loadProgress(int dir, const codec::Manifest& manifest) {
+  uint64_t count = manifest.chunks.size();
+  KJ_SWITCH_ONEOF(library::loadStateFile(dir, "progress", kProgressFile)) {
+    KJ_CASE_ONEOF(body, kj::Array<kj::byte>) {
+      if (body.size() >= codec::kDigestBytes + 8 &&
+          body.slice(0, codec::kDigestBytes) == manifest.digest.asBytes() &&
+          u64At(body, codec::kDigestBytes) == count) {
+        KJ_IF_MAYBE (set,
+                     ChunkSet::fromBytes(count, body.slice(codec::kDigestBytes + 8, body.size()))) {
+          return kj::mv(*set);
+        }
+      }
+      return kj::str("not the progress of its manifest");
+    }
+    KJ_CASE_ONEOF(missing, library::StateFileMissing) {
+      (void)missing;
+      return ChunkSet(count);
+    }
+    KJ_CASE_ONEOF(refused, library::StateFileRefused) {
+      return kj::mv(refused.why);
+    }
+  }
+  KJ_UNREACHABLE;
+}
+
+}  // namespace
+
 PartialState PartialItem::load(const Folders& folders, kj::StringPtr itemId) {
   PartialState state;
   auto key = keyOf(itemId);
@@ -168,12 +198,8 @@ PartialState PartialItem::load(const Folders& folders, kj::StringPtr itemId) {
   KJ_IF_MAYBE (root, openDir(folders.stateFd, kPartial)) {
     partial = openDir(*root, key);
   }
-  int dir = -1;
-  KJ_IF_MAYBE (p, partial) {
-    dir = p->get();
-  } else {
-    return state;  // nothing left by an earlier run
-  }
+  if (partial == nullptr) return state;  // nothing left by an earlier run
+  int dir = KJ_ASSERT_NONNULL(partial).get();
   auto where = kj::str(folders.stateDir, '/', kPartial, '/', key);
   KJ_SWITCH_ONEOF(library::loadStateFile(dir, "manifest", kManifestFile)) {
     KJ_CASE_ONEOF(body, kj::Array<kj::byte>) {
@@ -197,27 +223,13 @@ PartialState PartialItem::load(const Folders& folders, kj::StringPtr itemId) {
     }
   }
   auto& manifest = KJ_ASSERT_NONNULL(state.manifest);
-  uint64_t count = manifest.chunks.size();
-  state.claimed = ChunkSet(count);
-  KJ_SWITCH_ONEOF(library::loadStateFile(dir, "progress", kProgressFile)) {
-    KJ_CASE_ONEOF(body, kj::Array<kj::byte>) {
-      kj::Maybe<ChunkSet> set;
-      if (body.size() >= codec::kDigestBytes + 8 &&
-          body.slice(0, codec::kDigestBytes) == manifest.digest.asBytes() &&
-          u64At(body, codec::kDigestBytes) == count) {
-        set = ChunkSet::fromBytes(count, body.slice(codec::kDigestBytes + 8, body.size()));
-      }
-      KJ_IF_MAYBE (s, set) {
-        state.claimed = kj::mv(*s);
-      } else {
-        state.problem = kj::str(where, "/progress ignored: not the progress of its manifest");
-      }
+  KJ_SWITCH_ONEOF(loadProgress(dir, manifest)) {
+    KJ_CASE_ONEOF(chunks, ChunkSet) {
+      state.claimed = kj::mv(chunks);
     }
-    KJ_CASE_ONEOF(missing, library::StateFileMissing) {
-      (void)missing;
-    }
-    KJ_CASE_ONEOF(refused, library::StateFileRefused) {
-      state.problem = kj::str(where, "/progress ignored: ", refused.why);
+    KJ_CASE_ONEOF(why, kj::String) {
+      state.claimed = ChunkSet(manifest.chunks.size());
+      state.problem = kj::str(where, "/progress ignored: ", why);
     }
   }
   return state;

@@ -256,8 +256,9 @@ TEST(DownloadCore, ErrorsSendTheChunkElsewhereAndFiveInARowDropTheSource) {
   }
   ASSERT_EQ(h.count<event::SourceDropped>(), 1u);
   for (auto& e : h.events) {
-    if (e.is<event::SourceDropped>())
-      EXPECT_EQ(e.get<event::SourceDropped>().reason, DropReason::errors);
+    KJ_IF_MAYBE (dropped, e.tryGet<event::SourceDropped>()) {
+      EXPECT_EQ(dropped->reason, DropReason::errors);
+    }
   }
   EXPECT_TRUE(h.inFlightAt(1).empty());
 }

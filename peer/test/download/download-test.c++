@@ -400,6 +400,27 @@ TEST(Download, DroppingTheRunPromiseOrTheDownloadClearsTheGuard) {
   EXPECT_EQ(f.swarm.destroyed, f.swarm.completed + f.swarm.held.size());
 }
 
+TEST(Download, CancelledBeforeItRanItEndsAtOnce) {
+  Fixture f(kSizes);
+  f.swarm.modes = {{1, Swarm::Mode::honest}};
+  auto download = f.download();
+  download->cancel();
+  EXPECT_EQ(download->run().wait(f.io.waitScope), Outcome::cancelled);
+  EXPECT_EQ(f.count<event::Ended>(), 1u);
+  EXPECT_EQ(f.registry.size(), 0u);
+}
+
+TEST(Download, DestroyedWhileRunningItResolvesStopped) {
+  Fixture f(kSizes);
+  f.swarm.modes = {{1, Swarm::Mode::silent}};
+  auto download = f.download();
+  auto running = download->run();
+  ASSERT_TRUE(f.runUntil([&]() { return f.swarm.held.size() > 0; }));
+  download = nullptr;
+  EXPECT_EQ(running.wait(f.io.waitScope), Outcome::stopped);
+  EXPECT_EQ(f.registry.size(), 0u);
+}
+
 TEST(Download, AManifestOutOfOrderIsReportedAsMisbehaviour) {
   const uint64_t sizes[] = {3000 * 4096};  // a manifest of two 64 KiB pages
   Fixture f(sizes);

@@ -112,7 +112,8 @@ class Download {
   Download(kj::StringPtr itemId, Folders folders, DownloadConfig config, kj::Timer& timer,
            DownloadSources& sources, DownloadRegistry& registry,
            kj::Function<void(const DownloadEvent&)> onEvent);
-  // Cancels what is in flight and joins the writer (which finishes the job it is on).
+  // Cancels what is in flight and joins the writer (which finishes the job it is on); a run()
+  // still waiting resolves with Outcome::stopped.
   ~Download() noexcept(false);
   KJ_DISALLOW_COPY(Download);
 
@@ -156,7 +157,8 @@ class Download {
   kj::Maybe<kj::Own<PartialItem>> partial;
   kj::HashMap<SourceKey, bool> known;  // the sources the core was told about
   ChunkWriter writer;
-  kj::Maybe<kj::Own<kj::PromiseFulfiller<Outcome>>> ended;
+  kj::Maybe<kj::Own<kj::PromiseFulfiller<Outcome>>> ended;  // run()'s, until Ended
+  kj::Maybe<Outcome> endedWith;
   bool started = false;
   TaskErrors taskErrors;
   kj::Canceler canceler;                            // the tasks below, for abort()
