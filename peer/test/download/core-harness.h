@@ -81,13 +81,7 @@ inline kj::Array<codec::InboundFrame> manifestFrames(const codec::Manifest& mani
   return out.finish();
 }
 
-struct SentChunk {
-  Ticket ticket;
-  SourceKey source;
-  uint64_t chunk;
-  uint32_t file;
-  uint64_t offset;
-  uint32_t length;
+struct SentChunk : action::GetChunk {
   kj::TimePoint sentAt;
 };
 
@@ -142,7 +136,7 @@ class CoreHarness {
           manifestSources.add(m.source);
         }
         KJ_CASE_ONEOF(c, action::GetChunk) {
-          SentChunk s{c.ticket, c.source, c.chunk, c.file, c.offset, c.length, now};
+          SentChunk s{c, now};
           inFlight.insert_or_assign(c.ticket, s);
           sent.add(s);
         }
