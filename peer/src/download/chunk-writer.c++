@@ -3,7 +3,7 @@
 namespace shoal::peer::download {
 
 ChunkWriter::ChunkWriter(uint32_t count, size_t maxQueued) : maxQueued(maxQueued) {
-  KJ_REQUIRE(count >= 1, "a writer needs a thread");
+  KJ_ASSERT(count >= 1, "a writer needs a thread");
   for (uint32_t i = 0; i < count; ++i)
     threads.add(kj::heap<kj::Thread>([this]() { work(); }));
 }

@@ -42,9 +42,10 @@ SourceInfo SourceInfo::clone() const {
 DownloadCore::DownloadCore(kj::StringPtr itemId, const DownloadLimits& limits,
                            const codec::Limits& ours, kj::TimePoint now)
     : item(kj::str(itemId)), limits(limits), ours(ours), lastSaved(now), lastProgressEvent(now) {
-  KJ_REQUIRE(limits.maxBadChunks >= 1 && limits.maxBadChunks <= 5,
-             "[CHK-8] drops a source at 5 bad chunks at the latest", limits.maxBadChunks);
-  KJ_REQUIRE(limits.endgameCopies >= 1 && limits.maxWindow >= 1 && limits.initialWindow >= 1);
+  // The runtime checks its configuration; limits out of range here are our bug.
+  KJ_ASSERT(limits.maxBadChunks >= 1 && limits.maxBadChunks <= 5,
+            "[CHK-8] drops a source at 5 bad chunks at the latest", limits.maxBadChunks);
+  KJ_ASSERT(limits.endgameCopies >= 1 && limits.maxWindow >= 1 && limits.initialWindow >= 1);
 }
 
 const codec::Manifest& DownloadCore::manifest() const {

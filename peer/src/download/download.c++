@@ -110,7 +110,7 @@ void Download::addTask(kj::Promise<void> task) {
 }
 
 kj::Promise<Outcome> Download::run() {
-  KJ_REQUIRE(!started, "Download::run() is called once");
+  KJ_ASSERT(!started, "Download::run() is called once");
   started = true;
   auto guard = DownloadStateGuard::begin(registry, item, *this);
   if (guard == nullptr) {
