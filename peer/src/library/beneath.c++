@@ -1,6 +1,5 @@
 #include <shoal/peer/library/beneath.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -13,7 +12,6 @@
 #include <atomic>
 
 #include <kj/debug.h>
-#include <kj/vector.h>
 #include <shoal/codec/path.h>
 
 namespace shoal::peer::library {
@@ -199,44 +197,6 @@ OpenResult openBeneath(int dirFd, kj::StringPtr relativePath, int flags, Resolve
     return checkType(kj::mv(*fd), flags);
   }
   return result;
-}
-
-kj::Maybe<kj::String> removeBeneath(int dirFd, kj::StringPtr name) {
-  struct stat st;
-  if (fstatat(dirFd, name.cStr(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-    if (errno == ENOENT) return nullptr;
-    return kj::str(name, ": stat: ", strerror(errno));
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    if (unlinkat(dirFd, name.cStr(), 0) != 0 && errno != ENOENT) {
-      return kj::str(name, ": unlink: ", strerror(errno));
-    }
-    return nullptr;
-  }
-  int fd = openat(dirFd, name.cStr(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return kj::str(name, ": open: ", strerror(errno));
-  DIR* dir = fdopendir(fd);
-  if (dir == nullptr) {
-    int e = errno;
-    close(fd);
-    return kj::str(name, ": opendir: ", strerror(e));
-  }
-  KJ_DEFER(closedir(dir));
-  // Names first: removing entries while reading a folder may skip some.
-  kj::Vector<kj::String> names;
-  while (struct dirent* e = readdir(dir)) {
-    kj::StringPtr child = e->d_name;
-    if (child != "." && child != "..") names.add(kj::str(child));
-  }
-  for (auto& child : names) {
-    KJ_IF_MAYBE (failure, removeBeneath(dirfd(dir), child)) {
-      return kj::str(name, '/', *failure);
-    }
-  }
-  if (unlinkat(dirFd, name.cStr(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
-    return kj::str(name, ": rmdir: ", strerror(errno));
-  }
-  return nullptr;
 }
 
 }  // namespace shoal::peer::library

@@ -4,12 +4,19 @@
 // values, never exceptions.
 #pragma once
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <kj/io.h>
 #include <kj/one-of.h>
 #include <kj/string.h>
+#include <kj/vector.h>
 #include <shoal/codec/limits.h>
 
 namespace shoal::peer::library {
@@ -55,7 +62,44 @@ OpenResult openBeneath(int dirFd, kj::StringPtr relativePath, int flags,
 
 // Removes `name` beneath `dirFd` and everything below it without ever following a symlink: a link
 // is removed, never what it points to. Null when it is gone (or was never there), else the first
-// failure, with the path below `dirFd` that failed.
-kj::Maybe<kj::String> removeBeneath(int dirFd, kj::StringPtr name);
+// failure, with the path below `dirFd` that failed. Inline, so that the test trees and fixtures
+// of other layers (conformance) use it without linking the library.
+inline kj::Maybe<kj::String> removeBeneath(int dirFd, kj::StringPtr name) {
+  struct stat st;
+  if (fstatat(dirFd, name.cStr(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return nullptr;
+    return kj::str(name, ": stat: ", strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    if (unlinkat(dirFd, name.cStr(), 0) != 0 && errno != ENOENT) {
+      return kj::str(name, ": unlink: ", strerror(errno));
+    }
+    return nullptr;
+  }
+  int fd = openat(dirFd, name.cStr(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return kj::str(name, ": open: ", strerror(errno));
+  DIR* dir = fdopendir(fd);
+  if (dir == nullptr) {
+    int e = errno;
+    close(fd);
+    return kj::str(name, ": opendir: ", strerror(e));
+  }
+  KJ_DEFER(closedir(dir));
+  // Names first: removing entries while reading a folder may skip some.
+  kj::Vector<kj::String> names;
+  while (struct dirent* e = readdir(dir)) {
+    kj::StringPtr child = e->d_name;
+    if (child != "." && child != "..") names.add(kj::str(child));
+  }
+  for (auto& child : names) {
+    KJ_IF_MAYBE (failure, removeBeneath(dirfd(dir), child)) {
+      return kj::str(name, '/', *failure);
+    }
+  }
+  if (unlinkat(dirFd, name.cStr(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+    return kj::str(name, ": rmdir: ", strerror(errno));
+  }
+  return nullptr;
+}
 
 }  // namespace shoal::peer::library
