@@ -52,5 +52,35 @@ TEST(TextRules, EveryContinuationByteIsChecked) {
   EXPECT_NE(checkText(raw({'o', 'k', 0xE2, 0x82, 0x41}, f), 100, TextRule::message), nullptr);
 }
 
+TEST(DisplayText, ControlsBecomeVisibleEscapes) {
+  EXPECT_EQ(displayText(kj::StringPtr("a\x1B]0;pwned\x07"
+                                      "b")),
+            "a\\x1B]0;pwned\\x07b");  // OSC title
+  EXPECT_EQ(displayText(kj::StringPtr("1\r2\n3\t4\x7F")), "1\\r2\\n3\\t4\\x7F");
+  EXPECT_EQ(displayText(kj::StringPtr("x\xC2\x9By")), "x\\u009By");  // C1 CSI
+  // Bidi overrides, isolates and marks, and the line separators.
+  EXPECT_EQ(displayText(kj::StringPtr("evil\xE2\x80\xAEtxt.exe")), "evil\\u202Etxt.exe");
+  EXPECT_EQ(displayText(kj::StringPtr("\xE2\x81\xA6"
+                                      "a\xE2\x81\xA9")),
+            "\\u2066a\\u2069");
+  EXPECT_EQ(displayText(kj::StringPtr("\xE2\x80\x8F\xD8\x9C")), "\\u200F\\u061C");
+  EXPECT_EQ(displayText(kj::StringPtr("\xE2\x80\xA8\xE2\x80\xA9")), "\\u2028\\u2029");
+}
+
+TEST(DisplayText, InvalidBytesAreEscapedOneByOne) {
+  kj::Vector<char> a, b;
+  EXPECT_EQ(displayText(raw({'a', 0xFF, 0xC0, 0xAF, 'b'}, a)), "a\\xFF\\xC0\\xAFb");
+  EXPECT_EQ(displayText(raw({'x', 0xF0, 0x9F, 0x90}, b)), "x\\xF0\\x9F\\x90");  // truncated
+}
+
+TEST(DisplayText, PrintableTextIsKeptAndTheEscapeIsIdempotent) {
+  kj::StringPtr fine = "caf\xC3\xA9 \xF0\x9F\x90\x9F \xC2\xA0 back\\slash \xE2\x80\x8B";
+  EXPECT_EQ(displayText(fine), fine);
+  auto once = displayText(kj::StringPtr("\x1B[2J\xE2\x80\xAE\xFF"));
+  EXPECT_EQ(displayText(once), once);
+  for (auto c : once)
+    EXPECT_FALSE(isDisplayControl(kj::byte(c)) && kj::byte(c) < 0x80) << int(c);
+}
+
 }  // namespace
 }  // namespace shoal::codec

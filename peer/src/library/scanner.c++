@@ -19,23 +19,6 @@ namespace shoal::peer::library {
 
 namespace {
 
-// Names from the disk can hold anything: show valid text as it is, escape the rest, so a hostile
-// name cannot forge log lines or terminal escapes.
-kj::String printable(kj::StringPtr text) {
-  if (codec::checkText(text, UINT32_MAX, codec::TextRule::name) == nullptr) return kj::str(text);
-  static constexpr char kHex[] = "0123456789abcdef";
-  kj::Vector<char> out;
-  for (char c : text) {
-    auto b = kj::byte(c);
-    if (b >= 0x20 && b < 0x7f && c != '\\') {
-      out.add(c);
-    } else {
-      out.addAll(std::initializer_list<char>{'\\', 'x', kHex[b >> 4], kHex[b & 15]});
-    }
-  }
-  return kj::heapString(out.begin(), out.size());
-}
-
 kj::StringPtr typeName(mode_t mode) {
   if (S_ISLNK(mode)) return "symlink (not followed)";
   if (S_ISFIFO(mode)) return "FIFO";
@@ -162,13 +145,14 @@ ScanResult Scanner::run(kj::StringPtr root) {
     struct stat st;
     if (fstatat(rootFd, name.cStr(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone meanwhile
     if (!S_ISDIR(st.st_mode)) {
-      skip(kj::str(printable(name), ": ", S_ISREG(st.st_mode) ? "a file" : typeName(st.st_mode),
+      skip(kj::str(codec::displayText(name), ": ",
+                   S_ISREG(st.st_mode) ? "a file" : typeName(st.st_mode),
                    " at the top level, not an item"));
       continue;
     }
     ++stats.itemsSeen;
     KJ_IF_MAYBE (e, codec::checkComponent(name, options.limits)) {
-      skip(kj::str(printable(name), ": folder name is not a valid item id (", *e, ")"));
+      skip(kj::str(codec::displayText(name), ": folder name is not a valid item id (", *e, ")"));
       continue;
     }
     KJ_IF_MAYBE (item, scanItem(rootFd, name)) {
@@ -203,7 +187,8 @@ void Scanner::walk(int dirFd, kj::StringPtr prefix) {
   KJ_IF_MAYBE (listed, listFolder(dirFd)) {
     names = kj::mv(*listed);
   } else {
-    refuseItem(kj::str(printable(prefix), ": cannot read the folder (", strerror(errno), ")"));
+    refuseItem(
+        kj::str(codec::displayText(prefix), ": cannot read the folder (", strerror(errno), ")"));
     return;
   }
   for (auto& name : names) {
@@ -212,16 +197,17 @@ void Scanner::walk(int dirFd, kj::StringPtr prefix) {
     struct stat st;
     if (fstatat(dirFd, name.cStr(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) continue;  // removed since listed: the next scan sees the new state
-      refuseItem(kj::str(printable(path), ": stat failed (", strerror(errno), ")"));
+      refuseItem(kj::str(codec::displayText(path), ": stat failed (", strerror(errno), ")"));
       return;
     }
     if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
-      skip(kj::str(itemId, '/', printable(path), ": ", typeName(st.st_mode), ", left out"));
+      skip(
+          kj::str(itemId, '/', codec::displayText(path), ": ", typeName(st.st_mode), ", left out"));
       continue;
     }
     // A folder whose path breaks the rules could only hold files whose paths break them too.
     KJ_IF_MAYBE (e, codec::checkPath(path, options.limits)) {
-      refuseItem(kj::str(printable(path), ": path breaks the path rules (", *e, ")"));
+      refuseItem(kj::str(codec::displayText(path), ": path breaks the path rules (", *e, ")"));
       return;
     }
     if (S_ISREG(st.st_mode)) {
@@ -232,7 +218,8 @@ void Scanner::walk(int dirFd, kj::StringPtr prefix) {
     if (fd < 0) {
       if (errno == ENOENT) continue;
       // ELOOP or ENOTDIR: swapped for a symlink or a file since the stat; never followed.
-      refuseItem(kj::str(printable(path), ": cannot open the folder (", strerror(errno), ")"));
+      refuseItem(
+          kj::str(codec::displayText(path), ": cannot open the folder (", strerror(errno), ")"));
       return;
     }
     kj::AutoCloseFd sub(fd);
@@ -247,7 +234,8 @@ void Scanner::addFile(int dirFd, kj::StringPtr name, kj::String path, const stru
     return;
   }
   if (uint64_t(st.st_size) > options.limits.maxFileBytes) {
-    refuseItem(kj::str(printable(path), ": larger than ", options.limits.maxFileBytes, " bytes"));
+    refuseItem(
+        kj::str(codec::displayText(path), ": larger than ", options.limits.maxFileBytes, " bytes"));
     return;
   }
   auto stat = FileStat::of(st);
@@ -264,13 +252,13 @@ void Scanner::hashFile(int dirFd, kj::StringPtr name, kj::String path) {
     int fd = openat(dirFd, name.cStr(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
       if (errno == ENOENT) return;  // removed meanwhile: not part of the item any more
-      refuseItem(kj::str(printable(path), ": cannot open (", strerror(errno), ")"));
+      refuseItem(kj::str(codec::displayText(path), ": cannot open (", strerror(errno), ")"));
       return;
     }
     kj::AutoCloseFd file(fd);
     struct stat before;
     if (fstat(fd, &before) != 0 || !S_ISREG(before.st_mode)) {
-      refuseItem(kj::str(printable(path), ": replaced by something else while scanned"));
+      refuseItem(kj::str(codec::displayText(path), ": replaced by something else while scanned"));
       return;
     }
     int64_t startNs = nowNs();
@@ -291,8 +279,8 @@ void Scanner::hashFile(int dirFd, kj::StringPtr name, kj::String path) {
     found.add(Found{kj::mv(path), stat, uint32_t(before.st_mode & 0777), kj::mv(chunks)});
     return;
   }
-  refuseItem(kj::str(printable(path), ": kept changing while hashed (", options.changeRetries + 1,
-                     " attempts)"));
+  refuseItem(kj::str(codec::displayText(path), ": kept changing while hashed (",
+                     options.changeRetries + 1, " attempts)"));
 }
 
 // Hashes the open file chunk by chunk, then checks that it is still the same file, unchanged:
