@@ -69,7 +69,11 @@ Session::Session(kj::Own<Transport> transportParam, Role role, const SessionConf
       core(role, config, kj::mv(local), transport->peerId(), startedAt),
       reader(transport->stream(), config.limits),
       // Until the peer announces its limit, frames stay within the protocol minimum.
-      writer(transport->stream(), codec::kMinFrameBytes) {}
+      writer(transport->stream(), codec::kMinFrameBytes) {
+  // [FR-9]: until the handshake completes nothing larger is read either, so a 4 MiB "Hello" is
+  // refused from its segment table instead of being read in full.
+  reader.setMaxFrameBytes(codec::kMinFrameBytes);
+}
 
 Session::~Session() noexcept(false) {
   serving = nullptr;
@@ -157,6 +161,7 @@ void Session::dispatch(SessionEvent& event) {
     }
     KJ_CASE_ONEOF(established, event::Established) {
       writer.setMaxFrameBytes(established.peer.maxFrameBytes);
+      reader.setMaxFrameBytes(config.limits.maxFrameBytes);
       handler.onEstablished(*this);
     }
     KJ_CASE_ONEOF(rejected, event::Rejected) {

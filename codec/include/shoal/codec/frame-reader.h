@@ -21,6 +21,8 @@ class FrameReader {
   kj::Promise<ReadResult> read();
 
   uint64_t bytesRead() const { return totalBytes; }
+  // See FrameDecoder::setMaxFrameBytes().
+  void setMaxFrameBytes(uint32_t bytes) { decoder.setMaxFrameBytes(bytes); }
 
  private:
   kj::AsyncInputStream& in;

@@ -57,6 +57,10 @@ class FrameDecoder {
   // Bytes of an incomplete frame held right now.
   size_t pendingBytes() const;
 
+  // Changes the frame size limit for frames whose segment table is not parsed yet (a peer reads
+  // at most kMinFrameBytes until its handshake completes, [FR-9]).
+  void setMaxFrameBytes(uint32_t bytes) { limits.maxFrameBytes = bytes; }
+
  private:
   DecodeResult decode(kj::Array<capnp::word> words);
   DecodeResult failWith(Failure failure);
