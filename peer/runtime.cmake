@@ -1,9 +1,11 @@
 # runtime: Supervisor, Runtime (services, peer table, serving), RuntimeHandle, events.
 add_library(shoal-runtime STATIC
+  src/runtime/admission.c++
   src/runtime/connections.c++
   src/runtime/duplicates.c++
   src/runtime/event-bus.c++
   src/runtime/peer-table.c++
+  src/runtime/redial-backoff.c++
   src/runtime/request-server.c++
   src/runtime/runtime.c++
   src/runtime/runtime-handle.c++
@@ -16,9 +18,12 @@ target_link_libraries(shoal-runtime PUBLIC shoal-session shoal-library shoal-tra
 
 shoal_test(runtime-test unit
   SOURCES
+    test/runtime/admission-test.c++
     test/runtime/duplicates-test.c++
     test/runtime/event-bus-test.c++
     test/runtime/peer-table-test.c++
+    test/runtime/redial-backoff-test.c++
+    test/runtime/report-throttle-test.c++
     test/runtime/supervisor-test.c++
     test/runtime/request-server-test.c++
   LIBS shoal-runtime)
