@@ -1,8 +1,10 @@
 # cli: the `shoal` binary.
 add_executable(shoal
   src/cli/client.c++
+  src/cli/event-text.c++
   src/cli/main.c++
   src/cli/serve.c++
+  src/cli/terminal.c++
 )
 target_link_libraries(shoal PRIVATE shoal-control CapnProto::capnp-json)
 
@@ -10,3 +12,9 @@ target_link_libraries(shoal PRIVATE shoal-control CapnProto::capnp-json)
 add_test(NAME cli-processes COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test/cli/processes.sh
   $<TARGET_FILE:shoal>)
 set_tests_properties(cli-processes PROPERTIES LABELS unit TIMEOUT 300)
+
+# A flood of 2,000 idle and slowloris connections, from one address and from 16, does not keep a
+# real peer out (the admission's eviction; see peer/src/runtime/admission.h).
+add_test(NAME cli-flood COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test/cli/flood.sh
+  $<TARGET_FILE:shoal>)
+set_tests_properties(cli-flood PROPERTIES LABELS unit TIMEOUT 300)

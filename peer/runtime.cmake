@@ -1,6 +1,7 @@
 # runtime: Supervisor, Runtime (services, peer table, serving), RuntimeHandle, events.
 add_library(shoal-runtime STATIC
   src/runtime/admission.c++
+  src/runtime/config.c++
   src/runtime/connections.c++
   src/runtime/duplicates.c++
   src/runtime/event-bus.c++

@@ -60,6 +60,10 @@ struct Status {
   trust @8 :Text;           # "open" | "pinned"
   plaintext @9 :Bool;
   libraryDir @10 :Text;
+  handshakeFailures @11 :UInt64;  # inbound connections that ended before their session
+  admissionDrops @12 :UInt64;     # of those: evicted, or silent past the first-bytes deadline
+  leftOutPaths @13 :UInt32;       # paths the last scan left out (symlinks, FIFOs, unreadable...)
+  handshakesPending @14 :UInt32;  # inbound connections accepted and not yet in a session
 }
 
 struct Event {
@@ -98,6 +102,24 @@ struct Event {
       peerId @18 :Text;
       reason @19 :Text;
       message @20 :Text;
+    }
+    dialFailed :group {     # a dial of a static peer ended before a session
+      address @21 :Text;
+      code @22 :Text;       # unresolvable | unreachable | tls | timeout | closed | self | unlisted ...
+      message @23 :Text;
+      retryMs @24 :UInt32;  # when it is dialled again; 0: never (a connection to ourselves)
+    }
+    peerRefused :group {    # a static peer refused our Hello (Reject) or ended the handshake (Error)
+      address @25 :Text;
+      code @26 :Text;       # the wire code (busy, untrusted, ...) or "error"
+      message @27 :Text;    # the peer's own words
+      retryMs @28 :UInt32;
+    }
+    handshakeFailed :group {  # an inbound connection ended before its session; rate limited
+      address @29 :Text;
+      stage @30 :Text;        # admission | tls | hello
+      reason @31 :Text;
+      suppressed @32 :UInt32; # failures since the previous handshakeFailed that were not reported
     }
   }
 }

@@ -4,6 +4,9 @@
 
 #include <kj/main.h>
 #include <shoal/peer/runtime/config.h>
+#include <shoal/schema/control.capnp.h>
+
+#include "terminal.h"
 
 namespace shoal::peer::cli {
 
@@ -20,12 +23,16 @@ struct Target {
   kj::MainBuilder& addOptions(kj::MainBuilder& builder);
 };
 
-kj::MainFunc serveMain(kj::ProcessContext& context);
-kj::MainFunc idMain(kj::ProcessContext& context);
-kj::MainFunc peersMain(kj::ProcessContext& context);
-kj::MainFunc lsMain(kj::ProcessContext& context);
-kj::MainFunc statusMain(kj::ProcessContext& context);
-kj::MainFunc stopMain(kj::ProcessContext& context);
+kj::MainFunc serveMain(Terminal& terminal);
+kj::MainFunc idMain(Terminal& terminal);
+kj::MainFunc peersMain(Terminal& terminal);
+kj::MainFunc lsMain(Terminal& terminal);
+kj::MainFunc statusMain(Terminal& terminal);
+kj::MainFunc stopMain(Terminal& terminal);
+
+// One line of text for an event: `shoal serve` prints every event this way, `shoal stop` its
+// Stopped. Peer text in it is escaped by the Terminal that prints it.
+kj::String describeEvent(control::Event::Reader event);
 
 // "1.5 GiB", "300 KiB", "17 B".
 kj::String formatBytes(uint64_t bytes);

@@ -1,5 +1,7 @@
 // shoal: entry point; dispatches to the subcommands in serve.c++ and client.c++.
 #include <kj/debug.h>
+#include <shoal/peer/control/control-server.h>
+#include <signal.h>
 #include <stdio.h>
 
 #include "cli.h"
@@ -21,7 +23,7 @@ kj::Maybe<kj::String> Target::socketPath() const {
     return kj::str(*c);
   }
   KJ_IF_MAYBE (s, stateDir()) {
-    return kj::str(*s, "/control.sock");
+    return controlSocketPath(*s);
   }
   return nullptr;
 }
@@ -85,37 +87,55 @@ kj::Maybe<uint64_t> parseCount(kj::StringPtr text, uint64_t max) {
 
 class Shoal {
  public:
-  explicit Shoal(kj::ProcessContext& context) : context(context) {}
+  explicit Shoal(Terminal& terminal) : terminal(terminal) {}
 
   kj::MainFunc getMain() {
-    return kj::MainBuilder(context, "shoal 0.1.0",
+    return kj::MainBuilder(terminal, "shoal 0.1.0",
                            "Share libraries of large items (game folders, datasets) between peers "
                            "on a LAN. `shoal serve` runs a peer; the other commands talk to a "
                            "running one through its control socket.")
         .addSubCommand(
-            "serve", [this]() { return serveMain(context); },
+            "serve", [this]() { return serveMain(terminal); },
             "run a peer: serve a library, dial static peers, list theirs")
         .addSubCommand(
-            "id", [this]() { return idMain(context); }, "print this peer's id")
+            "id", [this]() { return idMain(terminal); }, "print this peer's id")
         .addSubCommand(
-            "peers", [this]() { return peersMain(context); },
+            "peers", [this]() { return peersMain(terminal); },
             "list the peers a running peer is connected to")
         .addSubCommand(
-            "ls", [this]() { return lsMain(context); },
+            "ls", [this]() { return lsMain(terminal); },
             "list the items of connected peers (id, name, size, peers)")
         .addSubCommand(
-            "status", [this]() { return statusMain(context); },
+            "status", [this]() { return statusMain(terminal); },
             "show a running peer's id, address, library and peers")
         .addSubCommand(
-            "stop", [this]() { return stopMain(context); },
+            "stop", [this]() { return stopMain(terminal); },
             "stop a running peer cleanly and report how long it took")
         .build();
   }
 
  private:
-  kj::ProcessContext& context;
+  Terminal& terminal;
 };
 
 }  // namespace shoal::peer::cli
 
-KJ_MAIN(shoal::peer::cli::Shoal)
+int main(int argc, char* argv[]) {
+  using namespace shoal::peer::cli;
+  // A closed stdout is an EPIPE the Terminal handles, never a silent death by signal.
+  signal(SIGPIPE, SIG_IGN);
+  SafeLogs logs;
+  kj::TopLevelProcessContext process(argv[0]);
+  Terminal terminal(process);
+  kj::Vector<kj::StringPtr> given;
+  for (int i = 1; i < argc; ++i)
+    given.add(argv[i]);
+  auto joined = joinNegativeValues(given);
+  kj::Vector<char*> args;
+  args.add(argv[0]);
+  for (auto& arg : joined)
+    args.add(arg.begin());
+  args.add(nullptr);
+  Shoal shoal(terminal);
+  return kj::runMainAndExit(terminal, shoal.getMain(), int(args.size() - 1), args.begin());
+}

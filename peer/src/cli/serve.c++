@@ -1,11 +1,10 @@
 // `shoal serve`: runs a peer until SIGINT/SIGTERM or `shoal stop`, printing its events as text
 // or, with --json, as one JSON object per line.
+#include <kj/async-unix.h>
 #include <kj/debug.h>
-#include <kj/io.h>
 #include <shoal/peer/control/control-server.h>
 #include <shoal/peer/runtime/runtime-handle.h>
 #include <signal.h>
-#include <unistd.h>
 
 #include "cli.h"
 
@@ -15,63 +14,27 @@ namespace {
 
 using Validity = kj::MainBuilder::Validity;
 
-kj::String shortId(kj::StringPtr id) {
-  return kj::str(id.slice(0, kj::min(id.size(), size_t(15))));
-}
+// After the last event the runtime thread only has to unwind: a bound, not a wait.
+constexpr kj::Duration kThreadExitWait = 5 * kj::SECONDS;
 
-kj::String describe(control::Event::Reader e) {
-  switch (e.which()) {
-    case control::Event::STARTED: {
-      auto s = e.getStarted();
-      return kj::str("started: peer ", s.getPeerId(), " listening on ", s.getListen(), ", ",
-                     s.getItems(), " items");
-    }
-    case control::Event::PEER_FOUND: {
-      auto p = e.getPeerFound();
-      return kj::str(
-          "peer found: ", p.getName(), " (", shortId(p.getPeerId()), "…) at ", p.getAddress(),
-          p.getDirection() == control::Direction::OUTBOUND ? ", dialled" : ", dialled us",
-          p.getAuthenticated() ? ", TLS" : ", PLAINTEXT");
-    }
-    case control::Event::PEER_LOST: {
-      auto p = e.getPeerLost();
-      return kj::str("peer lost: ", shortId(p.getPeerId()), "… (", p.getReason(), ")");
-    }
-    case control::Event::LIBRARY_CHANGED: {
-      auto l = e.getLibraryChanged();
-      auto who = l.getPeerId().size() == 0 ? kj::str("our library")
-                                           : kj::str("library of ", shortId(l.getPeerId()), "…");
-      return kj::str(who, ": rev ", l.getSummary().getRev(), ", ", l.getItems(), " items");
-    }
-    case control::Event::RUNTIME_FAILED: {
-      auto f = e.getRuntimeFailed();
-      return kj::str("FAILED: ", f.getComponent(), ": ", f.getError());
-    }
-    case control::Event::SERVICE_RESTARTED: {
-      auto r = e.getServiceRestarted();
-      return kj::str("restarting ", r.getComponent(), " in ", r.getBackoffMs(),
-                     " ms: ", r.getError());
-    }
-    case control::Event::GOODBYE_RECEIVED: {
-      auto g = e.getGoodbyeReceived();
-      return kj::str("goodbye from ", shortId(g.getPeerId()), "… (", g.getReason(), ": ",
-                     g.getMessage(), ")");
-    }
-    case control::Event::STOPPED: {
-      auto s = e.getStopped();
-      return kj::str("stopped ", s.getClean() ? "cleanly" : "UNCLEANLY", " in ", s.getElapsedMs(),
-                     " ms (Goodbye sent to ", s.getGoodbyes(), " peers)");
-    }
-  }
-  return kj::str("event");
+// SIGINT and SIGTERM start the clean shutdown. The runtime's own event loop takes them (KJ's
+// UnixEventPort::onSignal): no thread polls for them.
+void handleSignals(Runtime& runtime, kj::AsyncIoContext& io) {
+  runtime.addService("signals", policy::BestEffort{}, [&runtime, &io]() {
+    auto interrupt = io.unixEventPort.onSignal(SIGINT).ignoreResult();
+    auto terminate = io.unixEventPort.onSignal(SIGTERM).ignoreResult();
+    return interrupt.exclusiveJoin(kj::mv(terminate)).then([&runtime]() {
+      runtime.shutdown("signal");
+    });
+  });
 }
 
 class ServeCommand {
  public:
-  explicit ServeCommand(kj::ProcessContext& context) : context(context) {}
+  explicit ServeCommand(Terminal& terminal) : terminal(terminal) {}
 
   kj::MainFunc getMain() {
-    return kj::MainBuilder(context, "shoal serve",
+    return kj::MainBuilder(terminal, "shoal serve",
                            "Runs a peer: serves the library's top-level folders as items, dials "
                            "the static peers, and lists theirs. Stops cleanly on SIGINT, SIGTERM "
                            "or `shoal stop`.")
@@ -91,9 +54,20 @@ class ServeCommand {
         .addOption({"plaintext"}, KJ_BIND_METHOD(*this, setPlaintext),
                    "no TLS (tests and benchmarks only; the other side must agree)")
         .addOptionWithArg({"name"}, KJ_BIND_METHOD(*this, setName), "<name>",
-                          "display name (default: the host name)")
+                          "display name: UTF-8, no control characters, at most 256 bytes "
+                          "(default: the host name)")
         .addOptionWithArg({"max-connections"}, KJ_BIND_METHOD(*this, setMaxConnections), "<n>",
                           "established peers accepted at once (default 64)")
+        .addOptionWithArg({"max-handshakes"}, KJ_BIND_METHOD(*this, setMaxHandshakes), "<n>",
+                          "inbound connections still in their handshake, in all (default 64); "
+                          "the one that got least far makes room for a newcomer")
+        .addOptionWithArg({"max-handshakes-per-address"},
+                          KJ_BIND_METHOD(*this, setMaxHandshakesPerAddress), "<n>",
+                          "of those, from one address (default 16)")
+        .addOptionWithArg({"first-bytes-timeout"}, KJ_BIND_METHOD(*this, setFirstBytesTimeout),
+                          "<ms>",
+                          "an inbound connection that sends nothing is closed after this "
+                          "(default 2000)")
         .addOptionWithArg({"max-in-flight"}, KJ_BIND_METHOD(*this, setMaxInFlight), "<n>",
                           "requests a peer may have outstanding with us (default 64)")
         .addOptionWithArg({"max-frame-bytes"}, KJ_BIND_METHOD(*this, setMaxFrameBytes), "<n>",
@@ -119,7 +93,7 @@ class ServeCommand {
   }
 
  private:
-  kj::ProcessContext& context;
+  Terminal& terminal;
   RuntimeConfig config;
   bool haveLibrary = false;
   bool json = false;
@@ -134,12 +108,16 @@ class ServeCommand {
     return true;
   }
   Validity setListen(kj::StringPtr address) {
-    if (address.findLast(':') == nullptr) return "expected host:port";
+    KJ_IF_MAYBE (problem, checkAddress(address, AddressUse::listen)) {
+      return kj::mv(*problem);
+    }
     config.listen = kj::str(address);
     return true;
   }
   Validity addPeer(kj::StringPtr address) {
-    if (address.findLast(':') == nullptr) return "expected host:port";
+    KJ_IF_MAYBE (problem, checkAddress(address, AddressUse::dial)) {
+      return kj::mv(*problem);
+    }
     config.peers.add(kj::str(address));
     return true;
   }
@@ -165,6 +143,10 @@ class ServeCommand {
     return true;
   }
   Validity setName(kj::StringPtr name) {
+    // The wire's own rules: every peer would refuse a Hello carrying anything else.
+    KJ_IF_MAYBE (problem, checkName(name)) {
+      return kj::str("not a usable name: ", *problem);
+    }
     config.name = kj::str(name);
     return true;
   }
@@ -185,6 +167,24 @@ class ServeCommand {
     uint64_t n;
     auto v = count(t, 1, 100000, n);
     config.maxConnections = n;
+    return v;
+  }
+  Validity setMaxHandshakes(kj::StringPtr t) {
+    uint64_t n;
+    auto v = count(t, 1, 100000, n);
+    config.admission.maxPending = n;
+    return v;
+  }
+  Validity setMaxHandshakesPerAddress(kj::StringPtr t) {
+    uint64_t n;
+    auto v = count(t, 1, 100000, n);
+    config.admission.maxPendingPerSource = n;
+    return v;
+  }
+  Validity setFirstBytesTimeout(kj::StringPtr t) {
+    uint64_t n;
+    auto v = count(t, 10, 600000, n);
+    config.admission.firstBytesTimeout = n * kj::MILLISECONDS;
     return v;
   }
   Validity setMaxInFlight(kj::StringPtr t) {
@@ -243,65 +243,64 @@ class ServeCommand {
     return v;
   }
 
-  void print(kj::StringPtr line) {
-    kj::FdOutputStream out(STDOUT_FILENO);
-    auto text = kj::str(line, "\n");
-    out.write(text.begin(), text.size());
-  }
-
   Validity run() {
     if (!haveLibrary) return "--library is required";
     if (config.session.deadTimeout <= config.session.idleTimeout) {
       return "--dead-timeout must be above --idle-timeout";
     }
     if (config.stateDir.size() == 0) config.stateDir = kj::str(config.libraryDir, "/.shoal");
-    if (config.maxConnections > config.maxHandshakes) config.maxHandshakes = config.maxConnections;
-    // Signals are taken by this thread with sigtimedwait(); the runtime thread inherits the mask.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    // Blocked here, before any thread exists, so that every thread inherits the mask and only
+    // the runtime's event loop takes them.
+    kj::UnixEventPort::captureSignal(SIGINT);
+    kj::UnixEventPort::captureSignal(SIGTERM);
+    terminal.keepRunningWhenOutputCloses();
 
     RuntimeHandle handle;
     auto events = handle.subscribe();
     RuntimeHandle::Setup setup = [](Runtime& runtime, kj::AsyncIoContext& io) {
-      return serveControl(runtime, io);
+      serveControl(runtime, io);
+      handleSignals(runtime, io);
     };
     KJ_IF_MAYBE (exception, kj::runCatchingExceptions(
                                 [&]() { handle.start(kj::mv(config), kj::mv(setup)); })) {
-      context.exitError(kj::str("shoal serve: cannot start: ", exception->getDescription()));
+      terminal.fail(kj::str("shoal serve: cannot start: ", exception->getDescription()));
     }
-    bool failed = false, clean = false, signalled = false;
+    kj::Maybe<kj::String> failure;
+    bool clean = false, stopAsked = false;
     for (;;) {
-      KJ_IF_MAYBE (record, events->next(100 * kj::MILLISECONDS)) {
-        auto view = (*record)->view();
-        auto event = view->get();
-        if (event.isRuntimeFailed()) failed = true;
-        if (event.isStopped()) clean = event.getStopped().getClean();
-        print(json ? (*record)->json() : describe(event));
-      } else if (events->isClosed()) {
-        break;
+      auto next = events->wait();
+      if (next == nullptr) break;  // the runtime stopped and every event was taken
+      auto& record = *KJ_ASSERT_NONNULL(next);
+      auto view = record.view();
+      auto event = view->get();
+      if (event.isRuntimeFailed()) {
+        auto f = event.getRuntimeFailed();
+        failure = kj::str(f.getComponent(), " failed: ", f.getError());
       }
-      struct timespec now = {0, 0};
-      int signal = sigtimedwait(&signals, nullptr, &now);
-      if (signal > 0 && !signalled) {
-        signalled = true;
+      if (event.isStopped()) clean = event.getStopped().getClean();
+      if (json) {
+        terminal.json(record.json());
+      } else {
+        terminal.line(describeEvent(event));
+      }
+      if (terminal.outputClosed() && !stopAsked) {
+        stopAsked = true;  // nobody reads our events any more: stop cleanly and quietly
         handle.shutdown();
       }
     }
-    handle.waitStopped(5 * kj::SECONDS);
-    if (failed) context.exitError("shoal serve: a required service failed");
-    if (!clean) context.exitError("shoal serve: did not stop cleanly");
-    context.exit();
-    KJ_UNREACHABLE;
+    handle.waitStopped(kThreadExitWait);
+    KJ_IF_MAYBE (f, failure) {
+      terminal.fail(kj::str("shoal serve: ", *f));
+    }
+    if (!clean) terminal.fail("shoal serve: did not stop cleanly");
+    terminal.exit();
   }
 };
 
 }  // namespace
 
-kj::MainFunc serveMain(kj::ProcessContext& context) {
-  auto command = kj::heap<ServeCommand>(context);
+kj::MainFunc serveMain(Terminal& terminal) {
+  auto command = kj::heap<ServeCommand>(terminal);
   auto main = command->getMain();
   return [command = kj::mv(command), main = kj::mv(main)](
              kj::StringPtr program, kj::ArrayPtr<const kj::StringPtr> params) mutable {

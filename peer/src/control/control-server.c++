@@ -16,19 +16,17 @@ namespace {
 // tells them `done` after Stopped. Refcounted: the runtime's listener and the server share it.
 class ControlHub final : public kj::Refcounted {
  public:
+  explicit ControlHub(uint32_t maxPending) : maxPending(maxPending) {}
+
   void add(control::EventSink::Client sink) {
     sinks.add(kj::heap<Sink>(Sink{kj::mv(sink), kj::READY_NOW, 0, false}));
   }
-
-  // A subscriber that falls this far behind is dropped: a local client that stops reading must
-  // not make the daemon's memory grow without bound.
-  static constexpr uint32_t kMaxPending = 1024;
 
   void deliver(const EventRecord& record) {
     bool last = record.view()->get().isStopped();
     for (auto& sink : sinks) {
       if (sink->dead) continue;
-      if (sink->pending >= kMaxPending) {
+      if (sink->pending >= maxPending) {
         KJ_LOG(WARNING, "dropping a control subscriber that stopped reading events");
         sink->dead = true;
         sink->chain = kj::READY_NOW;  // cancels what it had queued
@@ -74,6 +72,7 @@ class ControlHub final : public kj::Refcounted {
     uint32_t pending = 0;
     bool dead = false;
   };
+  uint32_t maxPending;
   kj::Vector<kj::Own<Sink>> sinks;
   bool stopped = false;
 };
@@ -130,7 +129,8 @@ namespace {
 
 // Binds and listens on a Unix socket at `path`, mode 0600, synchronously: a failure is a start-up
 // error of the daemon, reported before anything runs.
-kj::Own<kj::ConnectionReceiver> bindControlSocket(kj::AsyncIoContext& io, kj::StringPtr path) {
+kj::Own<kj::ConnectionReceiver> bindControlSocket(kj::AsyncIoContext& io, kj::StringPtr path,
+                                                  uint32_t backlog) {
   struct sockaddr_un addr = {};
   KJ_REQUIRE(path.size() < sizeof(addr.sun_path), "control socket path too long", path);
   addr.sun_family = AF_UNIX;
@@ -143,16 +143,45 @@ kj::Own<kj::ConnectionReceiver> bindControlSocket(kj::AsyncIoContext& io, kj::St
   KJ_SYSCALL(fchmod(fd, 0600));
   KJ_SYSCALL(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), path);
   KJ_SYSCALL(chmod(path.cStr(), 0600), path);
-  KJ_SYSCALL(::listen(fd, 16), path);
+  KJ_SYSCALL(::listen(fd, int(backlog)), path);
   return io.lowLevelProvider->wrapListenSocketFd(kj::mv(owned));
 }
 
+// The bound socket and its RPC server, owned by the supervised service for the runtime's life.
+struct ControlService {
+  ControlService(kj::String path, kj::Own<kj::ConnectionReceiver> receiver, kj::Own<ControlHub> hub,
+                 kj::Own<capnp::TwoPartyServer> server, kj::Promise<void> stopped)
+      : path(kj::mv(path)),
+        receiver(kj::mv(receiver)),
+        hub(kj::mv(hub)),
+        server(kj::mv(server)),
+        stopped(kj::mv(stopped)) {}
+  KJ_DISALLOW_COPY(ControlService);
+
+  kj::String path;
+  kj::Own<kj::ConnectionReceiver> receiver;
+  kj::Own<ControlHub> hub;
+  kj::Own<capnp::TwoPartyServer> server;
+  kj::Maybe<kj::Promise<void>> stopped;  // resolves on Stopped
+
+  ~ControlService() noexcept(false) { unlink(path.cStr()); }
+
+  kj::Promise<void> run() {
+    auto afterStop =
+        KJ_ASSERT_NONNULL(kj::mv(stopped), "the control service runs once").then([this]() {
+          return hub->drained();
+        });
+    stopped = nullptr;
+    return server->listen(*receiver).exclusiveJoin(kj::mv(afterStop));
+  }
+};
+
 }  // namespace
 
-kj::Promise<void> serveControl(Runtime& runtime, kj::AsyncIoContext& io) {
+void serveControl(Runtime& runtime, kj::AsyncIoContext& io, ControlOptions options) {
   auto path = controlSocketPath(runtime.configuration().stateDir);
-  auto receiver = bindControlSocket(io, path);
-  auto hub = kj::refcounted<ControlHub>();
+  auto receiver = bindControlSocket(io, path, options.listenBacklog);
+  auto hub = kj::refcounted<ControlHub>(options.maxPendingEvents);
   runtime.onEvent(
       [hub = kj::addRef(*hub)](const EventRecord& record) mutable { hub->deliver(record); });
   auto server = kj::heap<capnp::TwoPartyServer>(kj::heap<ControlServer>(runtime, kj::addRef(*hub)));
@@ -160,12 +189,12 @@ kj::Promise<void> serveControl(Runtime& runtime, kj::AsyncIoContext& io) {
   runtime.onEvent([fulfiller = kj::mv(stopped.fulfiller)](const EventRecord& record) mutable {
     if (record.view()->get().isStopped()) fulfiller->fulfill();
   });
-  auto serving = server->listen(*receiver);
-  auto afterStop = stopped.promise.then(
-      [hub = kj::addRef(*hub)]() mutable { return hub->drained().attach(kj::mv(hub)); });
-  return serving.exclusiveJoin(kj::mv(afterStop))
-      .attach(kj::mv(server), kj::mv(receiver), kj::mv(hub),
-              kj::defer([path = kj::mv(path)]() { unlink(path.cStr()); }));
+  auto service = kj::heap<ControlService>(kj::mv(path), kj::mv(receiver), kj::mv(hub),
+                                          kj::mv(server), kj::mv(stopped.promise));
+  // Required: a daemon that lost its control socket can no longer be stopped by `shoal stop`.
+  runtime.addService(
+      "control", policy::Required{},
+      [service = kj::mv(service)]() mutable { return service->run(); }, Stage::last);
 }
 
 }  // namespace shoal::peer

@@ -20,29 +20,19 @@ Runtime::Connection::Connection(Runtime& runtime, uint64_t generation, Role role
       role(role),
       address(kj::mv(address)),
       startedAt(startedAt),
-      tasks(kj::heap<kj::TaskSet>(runtime.taskErrors)) {
-  ++runtime.handshaking;
-}
+      tasks(kj::heap<kj::TaskSet>(runtime.taskErrors)) {}
 
 Runtime::Connection::~Connection() noexcept(false) {
-  leaveHandshake();
+  runtime.admission.release(generation);
   runtime.live.erase(generation);
   KJ_IF_MAYBE (f, ended) {
-    (*f)->fulfill(kj::cp(peerId));
-  }
-}
-
-void Runtime::Connection::leaveHandshake() {
-  if (inHandshake) {
-    inHandshake = false;
-    --runtime.handshaking;
+    (*f)->fulfill(kj::mv(end));
   }
 }
 
 Runtime::Connection& Runtime::startConnection(Role role, kj::Own<kj::AsyncIoStream> stream,
-                                              kj::String address) {
-  auto connection =
-      kj::heap<Connection>(*this, nextGeneration++, role, kj::mv(address), timer.now());
+                                              kj::String address, uint64_t generation) {
+  auto connection = kj::heap<Connection>(*this, generation, role, kj::mv(address), timer.now());
   auto& ref = *connection;
   live.insert(ref.generation, &ref);
   KJ_ASSERT_NONNULL(connections)
@@ -60,29 +50,98 @@ kj::Promise<void> Runtime::runConnection(Connection& c, kj::Own<kj::AsyncIoStrea
   }
   // One deadline for TLS and Hello together ([HS-6]): the session counts from c.startedAt too.
   auto deadline = c.startedAt + config.session.handshakeTimeout;
-  return c.handshake.wrap(timer.timeoutAt(deadline, kj::mv(secured)))
-      .then(
-          [this, &c](kj::Own<Transport> transport) -> kj::Promise<void> {
-            c.leaveHandshake();
-            KJ_IF_MAYBE (id, transport->peerId()) {
-              c.peerId = *id;
-              // [TR-9]: an initiator in pinned mode says nothing to a stranger.
-              if (c.role == Role::initiator && !isAllowed(*id)) {
-                KJ_LOG(WARNING, "refusing an unlisted peer", c.address, formatPeerId(*id));
-                return transport->end();
-              }
-            }
-            SessionHandler& handler = *this;
-            auto session = kj::heap<Session>(kj::mv(transport), c.role, config.session, localPeer(),
-                                             timer, handler, c.startedAt, c.generation);
-            auto& ref = *session;
-            c.session = kj::mv(session);
-            return ref.run();
-          },
-          [&c](kj::Exception&& exception) {
-            // TLS refused, handshake deadline, or cut by shutdown: the connection just ends.
-            KJ_LOG(INFO, "connection ended before its session", c.address, exception);
+  auto tlsPhase =
+      timer.timeoutAt(deadline, kj::mv(secured))
+          .catch_([this, &c](kj::Exception&& e) -> kj::Promise<kj::Own<Transport>> {
+            c.end.code =
+                kj::str(e.getType() == kj::Exception::Type::OVERLOADED ? "timeout" : "tls");
+            c.end.message = e.getType() == kj::Exception::Type::OVERLOADED
+                                ? kj::str("no TLS handshake within ",
+                                          config.session.handshakeTimeout / kj::MILLISECONDS, " ms")
+                                : kj::str(e.getDescription());
+            return kj::mv(e);
           });
+  // Everything up to the established session can be cut (admission, shutdown); the canceler is
+  // never used on an established one.
+  return c.handshake
+      .wrap(tlsPhase.then(
+          [this, &c](kj::Own<Transport> transport) { return startSession(c, kj::mv(transport)); }))
+      .then([this, &c]() { connectionEnded(c); },
+            [this, &c](kj::Exception&&) {
+              // TLS refused, the deadline, or cut by the admission or the shutdown: c.end says.
+              connectionEnded(c);
+            });
+}
+
+kj::Promise<void> Runtime::startSession(Connection& c, kj::Own<Transport> transport) {
+  c.end.stage = "hello";
+  c.end.code = kj::str("closed");
+  c.end.message = kj::str("the connection ended before Hello");
+  if (c.role == Role::responder) admission.advance(c.generation, Progress::secured);
+  auto proceed = [this, &c](kj::Own<Transport> transport) -> kj::Promise<void> {
+    // A handshake that completes while the shutdown begins must not start a session: the
+    // Goodbyes have gone out, and nothing would end it before the deadline.
+    if (stopping) {
+      c.end.code = kj::str("stopping");
+      c.end.message = kj::str("this peer is shutting down");
+      return transport->end().attach(kj::mv(transport));
+    }
+    KJ_IF_MAYBE (id, transport->peerId()) {
+      c.end.peer = *id;
+      if (*id == identity->id()) {
+        c.end.kind = ConnectionEnd::Kind::self;
+        c.end.code = kj::str("self");
+        c.end.message = kj::str(c.address, " leads back to this peer");
+        return transport->end().attach(kj::mv(transport));
+      }
+      // [TR-10]: an initiator in pinned mode says nothing to a stranger.
+      if (c.role == Role::initiator && !isAllowed(*id)) {
+        c.end.code = kj::str("unlisted");
+        c.end.message = kj::str("its id ", formatPeerId(*id), " is not on the allow list");
+        return transport->end().attach(kj::mv(transport));
+      }
+    }
+    SessionHandler& handler = *this;
+    auto session = kj::heap<Session>(kj::mv(transport), c.role, config.session, localPeer(), timer,
+                                     handler, c.startedAt, c.generation);
+    auto& ref = *session;
+    c.session = kj::mv(session);
+    return ref.run();
+  };
+  KJ_IF_MAYBE (hook, config.afterTlsHook) {
+    return (*hook)(*this).then(
+        [proceed = kj::mv(proceed), transport = kj::mv(transport)]() mutable {
+          return proceed(kj::mv(transport));
+        });
+  }
+  return proceed(kj::mv(transport));
+}
+
+// Reports an inbound connection that ended before its session; a dialled one is reported by its
+// dial loop, which knows when it will try again.
+void Runtime::connectionEnded(Connection& c) {
+  if (stopping || c.role != Role::responder || c.isEstablished()) return;
+  if (c.end.kind == ConnectionEnd::Kind::self) return;  // the dialling side says it
+  ++handshakeFailures;
+  if (c.end.stage == "admission") ++admissionDrops;
+  reportHandshakeFailure(HandshakeFailure{kj::str(c.address), c.end.stage, kj::str(c.end.message)});
+}
+
+void Runtime::reportHandshakeFailure(HandshakeFailure failure) {
+  KJ_IF_MAYBE (report, failureReports.offer(kj::mv(failure), timer.now())) {
+    emitHandshakeFailed(kj::mv(*report));
+  }
+  rearmAdmissionTimer();
+}
+
+void Runtime::emitHandshakeFailed(ReportThrottle<HandshakeFailure>::Report report) {
+  emit([&](control::Event::Builder e) {
+    auto f = e.initHandshakeFailed();
+    f.setAddress(report.event.address);
+    f.setStage(report.event.stage);
+    f.setReason(report.event.reason);
+    f.setSuppressed(report.suppressed);
+  });
 }
 
 kj::Maybe<Runtime::Connection&> Runtime::connectionOf(Session& session) {
@@ -118,7 +177,9 @@ kj::Maybe<Rejection> Runtime::onHello(Session& session, const RemotePeer& peer) 
 void Runtime::onEstablished(Session& session) {
   auto& c = KJ_ASSERT_NONNULL(connectionOf(session));
   auto& remote = KJ_ASSERT_NONNULL(session.remote());
-  c.peerId = remote.id;
+  c.end.kind = ConnectionEnd::Kind::established;
+  c.end.peer = remote.id;
+  admission.release(c.generation);
   auto admission = peers.admit(remote.id, c.generation, SessionFacts{c.role, remote.instanceId});
   switch (admission.admitted) {
     case PeerTable::Admitted::refused:
@@ -146,7 +207,7 @@ kj::Promise<kj::Array<codec::FrameBuilder>> Runtime::serve(Session& session, uin
   if (requestServer.staleFiles() != staleSeen) {
     // A file changed under us: refresh the index so the next manifest is right.
     staleSeen = requestServer.staleFiles();
-    tasks.add(rescan().ignoreResult());
+    KJ_ASSERT_NONNULL(tasks)->add(rescan().ignoreResult());
   }
   return kj::mv(answer);
 }
@@ -162,7 +223,7 @@ void Runtime::onLibraryChanged(Session& session, const codec::Summary& summary) 
 
 void Runtime::onGoodbye(Session& session, const event::GoodbyeReceived& goodbye) {
   KJ_IF_MAYBE (c, connectionOf(session)) {
-    KJ_IF_MAYBE (id, c->peerId) {
+    KJ_IF_MAYBE (id, c->end.peer) {
       if (!peers.markLeaving(*id, c->generation)) return;  // a connection not in the table
       auto& slot = KJ_ASSERT_NONNULL(peers.find(*id));
       slot.lostReported = true;
@@ -184,7 +245,7 @@ void Runtime::onGoodbye(Session& session, const event::GoodbyeReceived& goodbye)
 
 void Runtime::onWriterDone(Session& session) {
   KJ_IF_MAYBE (c, connectionOf(session)) {
-    KJ_IF_MAYBE (id, c->peerId) {
+    KJ_IF_MAYBE (id, c->end.peer) {
       bool reported = false;
       KJ_IF_MAYBE (slot, peers.find(*id)) {
         reported = slot->lostReported;
@@ -207,7 +268,24 @@ void Runtime::onWriterDone(Session& session) {
 
 void Runtime::onClosed(Session& session, const event::Closed& closed) {
   KJ_IF_MAYBE (c, connectionOf(session)) {
-    KJ_LOG(INFO, "session closed", c->address, name(closed.reason), closed.detail);
+    if (c->isEstablished()) {
+      KJ_LOG(INFO, "session closed", c->address, name(closed.reason), closed.detail);
+      return;
+    }
+    // Before the session: why, for the dialler's backoff and the failure reports.
+    auto& end = c->end;
+    KJ_IF_MAYBE (rejection, session.rejection()) {
+      end.kind = ConnectionEnd::Kind::refused;
+      end.code = kj::str(codec::name(rejection->code));
+      end.message = kj::str(rejection->message);
+    } else if (closed.reason == CloseReason::peerError) {
+      end.kind = ConnectionEnd::Kind::refused;
+      end.code = kj::str("error");
+      end.message = kj::str(closed.detail);
+    } else {
+      end.code = kj::str(name(closed.reason));
+      end.message = kj::str(closed.detail);
+    }
   }
 }
 
@@ -239,7 +317,7 @@ void Runtime::syncLibrary(Connection& c) {
         if (error.local) return;  // the connection is ending
         KJ_LOG(WARNING, "GetLibrary failed", c.address, codec::name(error.code), error.message);
         if (error.code == wire::ErrorCode::BUSY || error.code == wire::ErrorCode::UNAVAILABLE) {
-          auto delay = kj::max(error.retryAfterMs, 100u) * kj::MILLISECONDS;
+          auto delay = kj::max(error.retryAfterMs * kj::MILLISECONDS, config.syncRetryMin);
           c.tasks->add(timer.afterDelay(delay).then([this, &c]() { syncLibrary(c); }));
         }
         return;
@@ -264,7 +342,7 @@ void Runtime::applyLibraryPage(Connection& c, const codec::InboundFrame& frame) 
       auto& summary = KJ_ASSERT_NONNULL(c.view.summary());
       emit([&](control::Event::Builder e) {
         auto changed = e.initLibraryChanged();
-        KJ_IF_MAYBE (id, c.peerId) {
+        KJ_IF_MAYBE (id, c.end.peer) {
           changed.setPeerId(formatPeerId(*id));
         }
         fillSummary(changed.initSummary(), summary);
@@ -275,7 +353,7 @@ void Runtime::applyLibraryPage(Connection& c, const codec::InboundFrame& frame) 
     case library::ViewOutcome::resync:
       // [LIB-13]/[LIB-14]: the view is gone; ask for a snapshot, but not forever.
       KJ_LOG(WARNING, "library view resync", c.address, result.message);
-      if (++c.resyncs <= 3) {
+      if (++c.resyncs <= config.maxResyncs) {
         c.syncAgain = true;
       } else {
         KJ_ASSERT_NONNULL(c.session)->abort(wire::ErrorCode::PROTOCOL,

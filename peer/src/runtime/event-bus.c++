@@ -13,21 +13,33 @@ EventSubscription::~EventSubscription() noexcept(false) {
   queue->state.lockExclusive()->detached = true;
 }
 
+namespace {
+
+kj::Maybe<kj::Own<const EventRecord>> take(kj::Vector<kj::Own<const EventRecord>>& queue,
+                                           size_t& head) {
+  if (head == queue.size()) return nullptr;
+  auto record = kj::mv(queue[head++]);
+  if (head == queue.size()) {
+    queue.clear();
+    head = 0;
+  }
+  return kj::mv(record);
+}
+
+}  // namespace
+
 kj::Maybe<kj::Own<const EventRecord>> EventSubscription::next(kj::Maybe<kj::Duration> timeout) {
-  auto take = [](State& s) -> kj::Maybe<kj::Own<const EventRecord>> {
-    if (s.head == s.queue.size()) return nullptr;
-    auto record = kj::mv(s.queue[s.head++]);
-    if (s.head == s.queue.size()) {
-      s.queue.clear();
-      s.head = 0;
-    }
-    return kj::mv(record);
-  };
   KJ_IF_MAYBE (t, timeout) {
     return queue->state.when([](const State& s) { return s.head < s.queue.size() || s.closed; },
-                             [&](State& s) { return take(s); }, *t);
+                             [&](State& s) { return take(s.queue, s.head); }, *t);
   }
-  return take(*queue->state.lockExclusive());
+  auto s = queue->state.lockExclusive();
+  return take(s->queue, s->head);
+}
+
+kj::Maybe<kj::Own<const EventRecord>> EventSubscription::wait() {
+  return queue->state.when([](const State& s) { return s.head < s.queue.size() || s.closed; },
+                           [&](State& s) { return take(s.queue, s.head); });
 }
 
 bool EventSubscription::isClosed() const {
@@ -47,8 +59,7 @@ kj::Own<EventSubscription> EventBus::subscribe() {
   return kj::heap<EventSubscription>(kj::mv(queue));
 }
 
-void EventBus::publish(capnp::MessageBuilder& event) {
-  auto record = kj::atomicRefcounted<EventRecord>(event);
+void EventBus::publish(const EventRecord& record) {
   auto locked = state.lockExclusive();
   if (locked->closed) return;
   kj::Vector<kj::Own<EventSubscription::Queue>> live;
@@ -58,7 +69,7 @@ void EventBus::publish(capnp::MessageBuilder& event) {
     if (s->queue.size() - s->head >= EventSubscription::kMaxQueued) {
       ++s->dropped;  // a subscriber that stopped reading must not grow our memory
     } else {
-      s->queue.add(kj::atomicAddRef(*record));
+      s->queue.add(kj::atomicAddRef(record));
     }
     live.add(kj::atomicAddRef(*queue));
   }

@@ -29,9 +29,8 @@ void RuntimeHandle::runThread(RuntimeConfig config, kj::Maybe<Setup> setup) {
   KJ_IF_MAYBE (exception, kj::runCatchingExceptions([&]() {
                  auto io = kj::setupAsyncIo();
                  Runtime runtime(kj::mv(config), io, bus);
-                 kj::Promise<void> extra = kj::READY_NOW;
                  KJ_IF_MAYBE (s, setup) {
-                   extra = (*s)(runtime, io).eagerlyEvaluate(nullptr);
+                   (*s)(runtime, io);
                  }
                  auto request = kj::newPromiseAndCrossThreadFulfiller<void>();
                  bool stopAtOnce;
@@ -49,12 +48,6 @@ void RuntimeHandle::runThread(RuntimeConfig config, kj::Maybe<Setup> setup) {
                      request.promise.then([&runtime]() { runtime.shutdown("shutdown requested"); })
                          .eagerlyEvaluate(nullptr);
                  runtime.run().wait(io.waitScope);
-                 // The embedder's work (e.g. telling control subscribers we stopped) gets a
-                 // short, bounded moment to finish.
-                 io.provider->getTimer()
-                     .timeoutAfter(300 * kj::MILLISECONDS, kj::mv(extra))
-                     .then([]() {}, [](kj::Exception&&) {})
-                     .wait(io.waitScope);
                  {
                    auto s = state.lockExclusive();
                    s->runtime = nullptr;

@@ -5,9 +5,26 @@
 
 namespace shoal::peer {
 
+// How a connection ended, as far as it got: what the dialler's backoff and the failure reports
+// need. Filled in as the connection goes (connections.c++).
+struct Runtime::ConnectionEnd {
+  enum class Kind : uint8_t {
+    established,  // a session was established (and has ended)
+    failed,       // ended before a session: unreachable, TLS, timeout, closed, dropped
+    refused,      // the peer refused our Hello (Reject) or ended the handshake (Error)
+    self,         // the other end is this very peer
+  };
+  Kind kind = Kind::failed;
+  kj::StringPtr stage = "tls";  // admission | tls | hello
+  kj::String code = kj::str("closed");
+  kj::String message = kj::str("the connection ended");
+  kj::Maybe<PeerId> peer;
+};
+
 // One TCP connection from accept/dial to its end: the TLS phase, then its Session, then the
 // peer-scope work (library sync) that must not outlive it. Owned by its task in
-// Runtime::connections; removes itself from Runtime::live when destroyed, on every path.
+// Runtime::connections; removes itself from Runtime::live (and an inbound one from the
+// admission) when destroyed, on every path.
 struct Runtime::Connection {
   Connection(Runtime& runtime, uint64_t generation, Role role, kj::String address,
              kj::TimePoint startedAt);
@@ -19,10 +36,11 @@ struct Runtime::Connection {
   Role role;
   kj::String address;
   kj::TimePoint startedAt;
-  kj::Canceler handshake;  // cuts the TLS phase at shutdown
-  bool inHandshake = true;
-  kj::Maybe<PeerId> peerId;  // from TLS, or from Hello in plaintext mode
-  kj::Maybe<kj::Own<kj::PromiseFulfiller<kj::Maybe<PeerId>>>> ended;  // a dialler waits on it
+  // Cuts the connection before its session is established: at shutdown, or when the admission
+  // drops it. Never used once the session is established.
+  kj::Canceler handshake;
+  ConnectionEnd end;
+  kj::Maybe<kj::Own<kj::PromiseFulfiller<ConnectionEnd>>> ended;  // a dialler waits on it
 
   library::LibraryView view;
   bool syncing = false;
@@ -33,7 +51,14 @@ struct Runtime::Connection {
   // Declared last so it is destroyed first: its tasks hold requests of `session`.
   kj::Own<kj::TaskSet> tasks;
 
-  void leaveHandshake();
+  bool isEstablished() const { return end.kind == ConnectionEnd::Kind::established; }
+};
+
+// A static peer (--peer) and its redial state, for the runtime's lifetime.
+struct Runtime::StaticPeer {
+  kj::String address;
+  kj::Maybe<PeerId> knownId;  // learned from its first session
+  RedialBackoff backoff;
 };
 
 void fillSummary(control::Summary::Builder out, const codec::Summary& summary);

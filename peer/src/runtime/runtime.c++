@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <kj/debug.h>
+#include <shoal/codec/frames.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -13,10 +14,11 @@ namespace shoal::peer {
 
 namespace {
 
+// The default display name: the host name, made to fit the wire's name rules.
 kj::String hostName() {
   char name[256] = {};
   if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return kj::str("shoal");
-  return kj::str(name);
+  return codec::sanitizeText(kj::StringPtr(name), codec::Limits().maxNameBytes);
 }
 
 // An exclusive lock on <stateDir>/lock for the runtime's lifetime: two daemons on one state folder
@@ -60,13 +62,29 @@ Runtime::Runtime(RuntimeConfig configParam, kj::AsyncIoContext& io, EventBus& bu
       stateLock(lockStateDir(config.stateDir)),
       library(codec::randomNonZero(), config.historyRevs),
       peers(identity->id()),
+      admission(config.admission),
+      failureReports(config.failureReportInterval),
       supervisor(timer, *this),
-      tasks(taskErrors),
+      tasks(kj::heap<kj::TaskSet>(taskErrors)),
       connections(kj::heap<kj::TaskSet>(taskErrors)) {
   KJ_IF_MAYBE (problem, config.session.limits.check()) {
     KJ_FAIL_REQUIRE("inconsistent limits", *problem);
   }
+  KJ_IF_MAYBE (problem, checkAddress(config.listen, AddressUse::listen)) {
+    KJ_FAIL_REQUIRE("bad listen address", config.listen, *problem);
+  }
+  for (auto& address : config.peers) {
+    KJ_IF_MAYBE (problem, checkAddress(address, AddressUse::dial)) {
+      KJ_FAIL_REQUIRE("bad peer address", address, *problem);
+    }
+    staticPeers.add(kj::heap<StaticPeer>(StaticPeer{
+        kj::str(address), nullptr,
+        RedialBackoff(config.reconnectMin, config.reconnectMax, codec::randomNonZero())}));
+  }
   if (config.name.size() == 0) config.name = hostName();
+  KJ_IF_MAYBE (problem, checkName(config.name)) {
+    KJ_FAIL_REQUIRE("bad name", *problem);
+  }
   if (!config.plaintext) tls = kj::heap<TlsContext>(*identity);
   server.emplace(library, rootFd.get());
   auto paf = kj::newPromiseAndFulfiller<void>();
@@ -78,13 +96,14 @@ Runtime::~Runtime() noexcept(false) {
   // Normally run() has joined everything; this covers a runtime destroyed mid-flight.
   stopScan = true;
   connections = nullptr;
-  supervisor.stop();
+  supervisor.stopAll();
   scanThread = nullptr;
+  tasks = nullptr;
 }
 
-void Runtime::addService(kj::StringPtr name, Policy policy,
-                         kj::Function<kj::Promise<void>()> body) {
-  supervisor.start(name, kj::mv(policy), kj::mv(body));
+void Runtime::addService(kj::StringPtr name, Policy policy, kj::Function<kj::Promise<void>()> body,
+                         Stage stage) {
+  supervisor.start(name, kj::mv(policy), kj::mv(body), stage);
 }
 
 void Runtime::onEvent(kj::Function<void(const EventRecord&)> listener) {
@@ -104,16 +123,34 @@ kj::Promise<void> Runtime::run() {
 }
 
 kj::Promise<void> Runtime::start() {
-  // The first scan completes before anyone can connect: the first Hello carries a real summary.
-  return rescan().then([this](bool) {
-    if (stopping) return;
-    supervisor.start("listener", policy::Required{}, [this]() { return listen(); });
-    supervisor.start("discovery", policy::Restart{config.restartBackoff},
-                     [this]() { return dialAll(); });
-    supervisor.start("liveness", policy::Restart{config.restartBackoff},
-                     [this]() { return liveness(); });
-    supervisor.start("library-watcher", policy::BestEffort{}, [this]() { return watchLibrary(); });
-  });
+  // Bind first: a taken port fails at once, not after a long first scan. The first scan then
+  // completes before anyone is accepted, so the first Hello carries a real summary.
+  return bind().then(
+      [this]() {
+        return rescan().then([this](bool) {
+          if (stopping) return;
+          auto& listening = *KJ_ASSERT_NONNULL(receiver);
+          supervisor.start("listener", policy::Required{},
+                           [this, &listening]() { return acceptLoop(listening); });
+          supervisor.start("admission", policy::Restart{config.restartBackoff},
+                           [this]() { return admissionTimer(); });
+          supervisor.start("discovery", policy::Restart{config.restartBackoff},
+                           [this]() { return dialAll(); });
+          supervisor.start("liveness", policy::Restart{config.restartBackoff},
+                           [this]() { return liveness(); });
+          supervisor.start("library-watcher", policy::BestEffort{},
+                           [this]() { return watchLibrary(); });
+          emit([&](control::Event::Builder e) {
+            auto s = e.initStarted();
+            s.setPeerId(formatPeerId(identity->id()));
+            s.setListen(KJ_ASSERT_NONNULL(bound));
+            s.setItems(library.items().size());
+          });
+        });
+      },
+      [this](kj::Exception&& exception) {
+        onRequiredFailed("listener", exception.getDescription());
+      });
 }
 
 void Runtime::shutdown(kj::StringPtr why) {
@@ -131,16 +168,18 @@ kj::Promise<void> Runtime::stop() {
   }
   // 1. Stop accepting, dialling, ticking and scanning.
   supervisor.stop();
+  receiver = nullptr;
   stopScan = true;
-  // 2. Goodbye to every session; connections still in their handshake are cut.
+  // 2. Goodbye to every established session; connections still in their handshake are cut.
   uint32_t goodbyes = 0;
   kj::Vector<Connection*> all;
   for (auto& entry : live)
     all.add(entry.value);
   for (auto* connection : all) {
-    KJ_IF_MAYBE (session, connection->session) {
-      if ((*session)->isEstablished()) ++goodbyes;
-      (*session)->goodbye(wire::GoodbyeReason::SHUTDOWN, "shutting down");
+    if (connection->isEstablished()) {
+      auto& session = *KJ_ASSERT_NONNULL(connection->session);
+      if (session.isEstablished()) ++goodbyes;
+      session.goodbye(wire::GoodbyeReason::SHUTDOWN, "shutting down");
     } else {
       connection->handshake.cancel("shutting down");
     }
@@ -149,10 +188,14 @@ kj::Promise<void> Runtime::stop() {
   auto& set = *KJ_ASSERT_NONNULL(connections);
   return timer.timeoutAt(stopStartedAt + config.shutdownDeadline, set.onEmpty())
       .then([]() { return true; }, [](kj::Exception&&) { return false; })
-      .then([this, goodbyes](bool drained) {
-        // 4. Join: whatever did not drain in time is cancelled now.
+      .then([this](bool drained) {
+        // 4. Join: whatever did not drain in time is cancelled now; then the scan.
         connections = nullptr;
-        scanThread = nullptr;  // the stop flag ends a scan at its next chunk
+        return joinScan().then([drained]() { return drained; });
+      })
+      .then([this, goodbyes](bool drained) {
+        tasks = nullptr;
+        scanThread = nullptr;
         auto elapsed = timer.now() - stopStartedAt;
         emit([&](control::Event::Builder e) {
           auto s = e.initStopped();
@@ -160,12 +203,17 @@ kj::Promise<void> Runtime::stop() {
           s.setElapsedMs(elapsed / kj::MILLISECONDS);
           s.setGoodbyes(goodbyes);
         });
-      });
+        // 5. The last services (the control socket) pass Stopped on, then end.
+        return timer.timeoutAfter(config.lastServicesGrace, supervisor.whenIdle())
+            .then([]() {}, [](kj::Exception&&) {});
+      })
+      .then([this]() { supervisor.stopAll(); });
 }
 
 // --- scanning ------------------------------------------------------------------------------
 
 kj::Promise<bool> Runtime::rescan() {
+  if (stopScan) return false;  // stopping: no new scan
   auto paf = kj::newPromiseAndFulfiller<bool>();
   scanWaiters.add(kj::mv(paf.fulfiller));
   if (!scanInProgress) startScan();
@@ -188,29 +236,36 @@ void Runtime::startScan() {
           fulfiller->reject(kj::mv(*exception));
         }
       });
-  tasks.add(paf.promise
-                .then(
-                    [this](library::ScanResult result) {
-                      scanThread = nullptr;  // finished: joins at once
-                      return applyScan(kj::mv(result));
-                    },
-                    [this](kj::Exception&& exception) {
-                      scanThread = nullptr;
-                      KJ_LOG(ERROR, "library scan failed", exception);
-                      return false;
-                    })
-                .then([this](bool changed) {
-                  scanInProgress = false;
-                  auto waiters = kj::mv(scanWaiters);
-                  for (auto& w : waiters)
-                    w->fulfill(kj::cp(changed));
-                }));
+  KJ_ASSERT_NONNULL(tasks)->add(paf.promise
+                                    .then(
+                                        [this](library::ScanResult result) {
+                                          scanThread = nullptr;  // finished: joins at once
+                                          return applyScan(kj::mv(result));
+                                        },
+                                        [this](kj::Exception&& exception) {
+                                          scanThread = nullptr;
+                                          KJ_LOG(ERROR, "library scan failed", exception);
+                                          return false;
+                                        })
+                                    .then([this](bool changed) {
+                                      scanInProgress = false;
+                                      auto waiters = kj::mv(scanWaiters);
+                                      for (auto& w : waiters)
+                                        w->fulfill(kj::cp(changed));
+                                    }));
+}
+
+// The stop flag ends a scan at its next file or chunk; its result is then dropped.
+kj::Promise<void> Runtime::joinScan() {
+  if (!scanInProgress) return kj::READY_NOW;
+  auto paf = kj::newPromiseAndFulfiller<bool>();
+  scanWaiters.add(kj::mv(paf.fulfiller));
+  return paf.promise.ignoreResult();
 }
 
 bool Runtime::applyScan(library::ScanResult result) {
   if (!result.complete || stopping) return false;
-  for (auto& reason : result.skipped)
-    KJ_LOG(WARNING, "not indexed", reason);
+  reportLeftOut(result.skipped);
   if (result.stats.filesHashed > 0 || !library.isPublished()) {
     KJ_IF_MAYBE (problem, cache.save(config.stateDir)) {
       KJ_LOG(WARNING, "index cache not saved", *problem);
@@ -232,6 +287,17 @@ bool Runtime::applyScan(library::ScanResult result) {
   return true;
 }
 
+// Each left-out path is said once, until its reason changes or it comes back after a scan
+// without it; the count is in `shoal status`.
+void Runtime::reportLeftOut(kj::ArrayPtr<const kj::String> skipped) {
+  kj::HashSet<kj::String> now;
+  for (auto& reason : skipped) {
+    if (leftOut.find(reason) == nullptr) KJ_LOG(WARNING, "not indexed", reason);
+    now.findOrCreate(reason, [&]() { return kj::str(reason); });
+  }
+  leftOut = kj::mv(now);
+}
+
 // --- events and queries --------------------------------------------------------------------
 
 void Runtime::emit(kj::FunctionParam<void(control::Event::Builder)> fill) {
@@ -239,12 +305,10 @@ void Runtime::emit(kj::FunctionParam<void(control::Event::Builder)> fill) {
   auto event = message.initRoot<control::Event>();
   event.setTimeMs((timer.now() - startedAt) / kj::MILLISECONDS);
   fill(event);
-  bus.publish(message);
-  if (listeners.size() > 0) {
-    auto record = kj::atomicRefcounted<EventRecord>(message);
-    for (auto& listener : listeners)
-      listener(*record);
-  }
+  auto record = kj::atomicRefcounted<EventRecord>(message);
+  bus.publish(*record);
+  for (auto& listener : listeners)
+    listener(*record);
 }
 
 LocalPeer Runtime::localPeer() const {
@@ -268,6 +332,10 @@ void Runtime::fillStatus(control::Status::Builder status) {
   status.setTrust(config.trust == TrustMode::open ? "open" : "pinned");
   status.setPlaintext(config.plaintext);
   status.setLibraryDir(config.libraryDir);
+  status.setHandshakeFailures(handshakeFailures);
+  status.setAdmissionDrops(admissionDrops);
+  status.setLeftOutPaths(leftOut.size());
+  status.setHandshakesPending(admission.pending());
 }
 
 void Runtime::TaskErrors::taskFailed(kj::Exception&& exception) {

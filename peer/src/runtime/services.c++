@@ -1,10 +1,13 @@
-// Runtime services, each run by the Supervisor under its policy: the listener (Required), the
-// static-peer dialler (Restart), liveness ticks (Restart) and the library watcher (BestEffort).
+// Runtime services, each run by the Supervisor under its policy: the listener (Required) and its
+// admission timer (Restart), the static-peer dialler (Restart), liveness ticks (Restart) and the
+// library watcher (BestEffort).
 #include <arpa/inet.h>
 #include <kj/debug.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include "progress-stream.h"
 #include "runtime-internal.h"
 
 namespace shoal::peer {
@@ -34,90 +37,205 @@ kj::String remoteAddress(kj::AsyncIoStream& stream) {
   return kj::str("unknown");
 }
 
-// The host part of "host:port" (brackets kept for IPv6).
-kj::StringPtr hostOf(kj::StringPtr address, kj::String& storage) {
-  KJ_IF_MAYBE (colon, address.findLast(':')) {
-    storage = kj::heapString(address.slice(0, *colon));
-    return storage;
+// Whether the other end's first bytes are already waiting: an honest peer sends its ClientHello
+// with the connection, so it enters the admission as `receiving` rather than as a silent one.
+bool bytesWaiting(kj::AsyncIoStream& stream) {
+  KJ_IF_MAYBE (fd, stream.getFd()) {
+    int n = 0;
+    return ioctl(*fd, FIONREAD, &n) == 0 && n > 0;
   }
-  return address;
+  return false;
+}
+
+kj::Maybe<kj::TimePoint> earliest(kj::Maybe<kj::TimePoint> a, kj::Maybe<kj::TimePoint> b) {
+  KJ_IF_MAYBE (x, a) {
+    KJ_IF_MAYBE (y, b) {
+      return kj::min(*x, *y);
+    }
+    return *x;
+  }
+  return b;
 }
 
 }  // namespace
 
-kj::Promise<void> Runtime::listen() {
+kj::Promise<void> Runtime::bind() {
   return io.provider->getNetwork()
       .parseAddress(config.listen)
       .then([this](kj::Own<kj::NetworkAddress> address) {
-        auto receiver = address->listen();  // a bind failure fails the service: Required
-        kj::String storage;
-        bound = kj::str(hostOf(config.listen, storage), ":", receiver->getPort());
-        if (!startedReported) {
-          startedReported = true;
-          emit([&](control::Event::Builder e) {
-            auto s = e.initStarted();
-            s.setPeerId(formatPeerId(identity->id()));
-            s.setListen(KJ_ASSERT_NONNULL(bound));
-            s.setItems(library.items().size());
-          });
-        }
-        auto& ref = *receiver;
-        return acceptLoop(ref).attach(kj::mv(receiver), kj::mv(address));
+        auto listening = address->listen();
+        bound = kj::str(hostOf(config.listen), ":", listening->getPort());
+        receiver = listening.attach(kj::mv(address));
       });
 }
 
-kj::Promise<void> Runtime::acceptLoop(kj::ConnectionReceiver& receiver) {
-  return receiver.accept().then([this, &receiver](kj::Own<kj::AsyncIoStream> stream) {
-    if (handshaking >= config.maxHandshakes) {
-      // Unauthenticated connections are capped so a flood cannot exhaust us; drop at once.
-      KJ_LOG(WARNING, "too many handshakes in progress; connection dropped");
-    } else {
-      auto address = remoteAddress(*stream);
-      startConnection(Role::responder, kj::mv(stream), kj::mv(address));
-    }
-    return acceptLoop(receiver);
+// --- the listener and the admission -----------------------------------------------------------
+
+kj::Promise<void> Runtime::acceptLoop(kj::ConnectionReceiver& listening) {
+  return listening.accept().then([this, &listening](kj::Own<kj::AsyncIoStream> stream) {
+    admit(kj::mv(stream));
+    return acceptLoop(listening);
   });
 }
 
+// Every inbound connection is admitted; room is made by dropping the pending connection that
+// got least far (admission.h).
+void Runtime::admit(kj::Own<kj::AsyncIoStream> stream) {
+  auto address = remoteAddress(*stream);
+  auto generation = nextGeneration++;
+  auto source = hostOf(address);
+  auto progress = bytesWaiting(*stream) ? Progress::receiving : Progress::connected;
+  KJ_IF_MAYBE (eviction, admission.admit(generation, source, timer.now(), progress)) {
+    auto& limits = config.admission;
+    auto why = eviction->cause == Admission::Cause::sourceFull
+                   ? kj::str(limits.maxPendingPerSource, " handshakes were pending from ", source,
+                             " (the per-address limit)")
+                   : kj::str(limits.maxPending, " handshakes were pending (the limit)");
+    dropPending(eviction->id, "evicted",
+                kj::str("dropped while ", name(eviction->progress), ": ", why));
+  }
+  auto observed = kj::heap<ProgressStream>(
+      kj::mv(stream), [this, generation](Progress p) { admission.advance(generation, p); });
+  startConnection(Role::responder, kj::mv(observed), kj::mv(address), generation);
+  rearmAdmissionTimer();
+}
+
+void Runtime::dropPending(uint64_t generation, kj::StringPtr code, kj::String reason) {
+  KJ_IF_MAYBE (c, live.find(generation)) {
+    auto& end = (*c)->end;
+    end.stage = "admission";
+    end.code = kj::str(code);
+    end.message = kj::mv(reason);
+    (*c)->handshake.cancel(end.message);
+  }
+}
+
+// One timer for the admission's first-bytes deadlines and the handshake failure summaries.
+kj::Promise<void> Runtime::admissionTimer() {
+  auto wake = kj::newPromiseAndFulfiller<void>();
+  admissionWake = kj::mv(wake.fulfiller);
+  admissionArmed = earliest(admission.nextDeadline(), failureReports.nextFlush());
+  kj::Promise<void> waiting = kj::mv(wake.promise);
+  KJ_IF_MAYBE (at, admissionArmed) {
+    waiting = waiting.exclusiveJoin(timer.atTime(*at));
+  }
+  return waiting.then([this]() {
+    auto now = timer.now();
+    for (auto id : admission.expire(now)) {
+      dropPending(id, "silent",
+                  kj::str("sent nothing within ",
+                          config.admission.firstBytesTimeout / kj::MILLISECONDS, " ms"));
+    }
+    KJ_IF_MAYBE (report, failureReports.flush(now)) {
+      emitHandshakeFailed(kj::mv(*report));
+    }
+    return admissionTimer();
+  });
+}
+
+// Wakes the timer when something is due before what it waits for; a deadline that went away
+// just finds nothing to do when it fires.
+void Runtime::rearmAdmissionTimer() {
+  KJ_IF_MAYBE (next, earliest(admission.nextDeadline(), failureReports.nextFlush())) {
+    KJ_IF_MAYBE (armed, admissionArmed) {
+      if (*next >= *armed) return;
+    }
+  } else {
+    return;
+  }
+  KJ_IF_MAYBE (wake, admissionWake) {
+    (*wake)->fulfill();
+    admissionWake = nullptr;
+  }
+}
+
+// --- static peers -------------------------------------------------------------------------
+
 kj::Promise<void> Runtime::dialAll() {
-  if (config.peers.empty()) return kj::NEVER_DONE;
-  auto loops = KJ_MAP(address, config.peers) {
-    return dialLoop(address, nullptr, config.reconnectMin);
+  if (staticPeers.empty()) return kj::NEVER_DONE;
+  auto loops = KJ_MAP(peer, staticPeers) {
+    return dialLoop(*peer);
   };
   return kj::joinPromises(kj::mv(loops));
 }
 
 // Keeps one connection to a static peer: dial, run it until it ends, back off, dial again. While
 // the peer is connected some other way (it dialled us), wait for that connection to end instead.
-kj::Promise<void> Runtime::dialLoop(kj::StringPtr address, kj::Maybe<PeerId> knownId,
-                                    kj::Duration backoff) {
-  KJ_IF_MAYBE (id, knownId) {
+kj::Promise<void> Runtime::dialLoop(StaticPeer& peer) {
+  KJ_IF_MAYBE (id, peer.knownId) {
     if (peers.find(*id) != nullptr) {
-      return peers.whenGone(*id).then(
-          [this, address, knownId]() { return dialLoop(address, knownId, config.reconnectMin); });
+      return peers.whenGone(*id).then([this, &peer]() { return dialLoop(peer); });
     }
   }
+  return dialOnce(peer).then(
+      [this, &peer](ConnectionEnd end) { return afterDial(peer, kj::mv(end)); });
+}
+
+kj::Promise<Runtime::ConnectionEnd> Runtime::dialOnce(StaticPeer& peer) {
+  auto failed = [](kj::StringPtr code, kj::Exception&& e) {
+    ConnectionEnd end;
+    end.code = kj::str(code);
+    end.message = kj::str(e.getDescription());
+    return end;
+  };
   return io.provider->getNetwork()
-      .parseAddress(address)
-      .then([](kj::Own<kj::NetworkAddress> addr) { return addr->connect().attach(kj::mv(addr)); })
+      .parseAddress(peer.address)
       .then(
-          [this, address](kj::Own<kj::AsyncIoStream> stream) {
-            auto paf = kj::newPromiseAndFulfiller<kj::Maybe<PeerId>>();
-            auto& c = startConnection(Role::initiator, kj::mv(stream), kj::str(address));
-            c.ended = kj::mv(paf.fulfiller);
-            return kj::mv(paf.promise);
+          [this, &peer, failed](kj::Own<kj::NetworkAddress> address) {
+            auto connecting = address->connect().attach(kj::mv(address));
+            return timer.timeoutAfter(config.session.handshakeTimeout, kj::mv(connecting))
+                .then(
+                    [this, &peer](kj::Own<kj::AsyncIoStream> stream) {
+                      auto paf = kj::newPromiseAndFulfiller<ConnectionEnd>();
+                      auto& c = startConnection(Role::initiator, kj::mv(stream),
+                                                kj::str(peer.address), nextGeneration++);
+                      c.ended = kj::mv(paf.fulfiller);
+                      return kj::mv(paf.promise);
+                    },
+                    [failed](kj::Exception&& e) { return failed("unreachable", kj::mv(e)); });
           },
-          [address](kj::Exception&& exception) -> kj::Maybe<PeerId> {
-            KJ_LOG(INFO, "cannot reach static peer", address, exception.getDescription());
-            return nullptr;
-          })
-      .then([this, address, knownId, backoff](kj::Maybe<PeerId> id) {
-        // A connection that reached the peer resets the backoff; a failed dial doubles it.
-        auto next = id != nullptr ? config.reconnectMin : kj::min(backoff * 2, config.reconnectMax);
-        auto learned = id != nullptr ? id : knownId;
-        return timer.afterDelay(id != nullptr ? config.reconnectMin : backoff)
-            .then([this, address, learned, next]() { return dialLoop(address, learned, next); });
+          [failed](kj::Exception&& e) { return failed("unresolvable", kj::mv(e)); });
+}
+
+// Says what happened to a dial and waits before the next: every failure class backs off.
+kj::Promise<void> Runtime::afterDial(StaticPeer& peer, ConnectionEnd end) {
+  kj::Duration wait = 0 * kj::SECONDS;
+  switch (end.kind) {
+    case ConnectionEnd::Kind::established:
+      peer.knownId = end.peer;
+      wait = peer.backoff.afterSession();
+      break;
+    case ConnectionEnd::Kind::self:
+      emit([&](control::Event::Builder e) {
+        auto f = e.initDialFailed();
+        f.setAddress(peer.address);
+        f.setCode(end.code);
+        f.setMessage(kj::str(end.message, ": not dialled again"));
+        f.setRetryMs(0);
       });
+      return kj::NEVER_DONE;
+    case ConnectionEnd::Kind::failed:
+      wait = peer.backoff.afterFailure();
+      emit([&](control::Event::Builder e) {
+        auto f = e.initDialFailed();
+        f.setAddress(peer.address);
+        f.setCode(end.code);
+        f.setMessage(end.message);
+        f.setRetryMs(wait / kj::MILLISECONDS);
+      });
+      break;
+    case ConnectionEnd::Kind::refused:
+      wait = peer.backoff.afterFailure();
+      emit([&](control::Event::Builder e) {
+        auto f = e.initPeerRefused();
+        f.setAddress(peer.address);
+        f.setCode(end.code);
+        f.setMessage(end.message);
+        f.setRetryMs(wait / kj::MILLISECONDS);
+      });
+      break;
+  }
+  return timer.afterDelay(wait).then([this, &peer]() { return dialLoop(peer); });
 }
 
 kj::Promise<void> Runtime::liveness() {

@@ -8,15 +8,17 @@ Supervisor::Supervisor(kj::Timer& timer, Observer& observer)
     : timer(timer), observer(observer), tasks(errors) {}
 
 Supervisor::~Supervisor() noexcept(false) {
-  stop();
+  stopAll();
 }
 
-void Supervisor::start(kj::StringPtr name, Policy policy, kj::Function<kj::Promise<void>()> body) {
+void Supervisor::start(kj::StringPtr name, Policy policy, kj::Function<kj::Promise<void>()> body,
+                       Stage stage) {
   KJ_ASSERT(!stopped, "service started after stop()", name);
   auto service = kj::heap<Service>(Service{kj::heapString(name), kj::mv(policy), kj::mv(body)});
   auto& ref = *service;
   services.add(kj::mv(service));
   ++runningCount;
+  auto& canceler = stage == Stage::main ? mainStage : lastStage;
   tasks.add(canceler.wrap(supervise(ref))
                 .then([this]() { --runningCount; },
                       [this](kj::Exception&&) {
@@ -36,7 +38,9 @@ kj::Promise<void> Supervisor::supervise(Service& service) {
 }
 
 kj::Promise<void> Supervisor::afterEnd(Service& service, kj::Maybe<kj::Exception> failure) {
-  // A service of ours is meant to run until stop(): ending on its own means it stopped serving.
+  // A service of ours is meant to run until stop(): ending on its own means it stopped serving,
+  // unless the shutdown has begun (a `last` service finishing its work, or failing: too late).
+  if (stopped) return kj::READY_NOW;
   kj::String error;
   KJ_IF_MAYBE (e, failure) {
     error = kj::str(e->getDescription());
@@ -65,7 +69,12 @@ kj::Promise<void> Supervisor::afterEnd(Service& service, kj::Maybe<kj::Exception
 
 void Supervisor::stop() {
   stopped = true;
-  if (!canceler.isEmpty()) canceler.cancel("the supervisor stopped");
+  if (!mainStage.isEmpty()) mainStage.cancel("the supervisor stopped");
+}
+
+void Supervisor::stopAll() {
+  stop();
+  if (!lastStage.isEmpty()) lastStage.cancel("the supervisor stopped");
 }
 
 kj::Promise<void> Supervisor::whenIdle() {

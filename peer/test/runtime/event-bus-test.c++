@@ -15,7 +15,7 @@ void publishLost(EventBus& bus, uint32_t n) {
   auto lost = event.initPeerLost();
   lost.setPeerId(kj::str("peer-", n));
   lost.setReason("goodbye");
-  bus.publish(message);
+  bus.publish(*kj::atomicRefcounted<EventRecord>(message));
 }
 
 TEST(EventBus, SubscribersOnOtherThreadsSeeEveryEventInOrder) {
@@ -26,7 +26,7 @@ TEST(EventBus, SubscribersOnOtherThreadsSeeEveryEventInOrder) {
   {
     kj::Thread reader([&]() {
       for (;;) {
-        KJ_IF_MAYBE (record, first->next(10 * kj::SECONDS)) {
+        KJ_IF_MAYBE (record, first->wait()) {
           seenByThread.add((*record)->view()->get().getTimeMs());
         } else {
           return;  // closed and drained

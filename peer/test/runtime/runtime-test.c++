@@ -99,10 +99,9 @@ TEST(Runtime, RequiredFailureReportsRuntimeFailedAndStopsCleanly) {
   test::fillLibrary(tree, 1);
   RuntimeHandle handle;
   test::Events events(handle);
-  RuntimeHandle::Setup setup = [](Runtime& runtime, kj::AsyncIoContext&) -> kj::Promise<void> {
+  RuntimeHandle::Setup setup = [](Runtime& runtime, kj::AsyncIoContext&) {
     runtime.addService("doomed", policy::Required{},
                        []() -> kj::Promise<void> { return KJ_EXCEPTION(FAILED, "disk on fire"); });
-    return kj::READY_NOW;
   };
   handle.start(test::loopbackConfig(tree, "alpha"), kj::mv(setup));
   auto failed = events.waitFor([](auto e) { return e.isRuntimeFailed(); }, "RuntimeFailed");

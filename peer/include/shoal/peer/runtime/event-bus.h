@@ -1,6 +1,7 @@
 // EventBus: the runtime's events (control.capnp Event) delivered to any number of subscribers on
-// any thread. Each event is built once on the event loop, rendered to one JSON line (NDJSON for
-// `--json`), and shared read-only with every subscriber queue.
+// any thread. Each event is built once on the event loop, serialised once into an EventRecord
+// (its words and its JSON line, NDJSON for `--json`), and shared read-only with every subscriber
+// queue and every in-loop listener.
 #pragma once
 
 #include <capnp/message.h>
@@ -49,6 +50,8 @@ class EventSubscription {
   // The next event, waiting up to `timeout` (null: no wait); null on timeout, or once the bus is
   // closed and every event before the close was taken.
   kj::Maybe<kj::Own<const EventRecord>> next(kj::Maybe<kj::Duration> timeout = nullptr);
+  // The next event, waiting as long as it takes; null once the bus is closed and drained.
+  kj::Maybe<kj::Own<const EventRecord>> wait();
   bool isClosed() const;
   // Events this subscriber missed because it fell kMaxQueued behind.
   uint64_t dropped() const;
@@ -76,7 +79,7 @@ class EventBus {
   KJ_DISALLOW_COPY(EventBus);
 
   kj::Own<EventSubscription> subscribe();
-  void publish(capnp::MessageBuilder& event);
+  void publish(const EventRecord& event);
   // No more events: subscribers drain what is queued, then see null.
   void close();
   bool isClosed() const;

@@ -21,9 +21,10 @@ class RuntimeHandle {
   kj::Own<EventSubscription> subscribe() { return bus.subscribe(); }
 
   // Starts the runtime thread and returns once the runtime is constructed. `setup` runs on the
-  // runtime thread before run() (embedders add services or the control socket there). Throws
-  // what construction or `setup` threw: a bad key file, a missing folder, a taken state folder.
-  using Setup = kj::Function<kj::Promise<void>(Runtime&, kj::AsyncIoContext&)>;
+  // runtime thread before run(): embedders add their services there (Runtime::addService; the
+  // control socket, signal handling). Throws what construction or `setup` threw: a bad key file,
+  // a missing folder, a taken state folder, a control socket that cannot be bound.
+  using Setup = kj::Function<void(Runtime&, kj::AsyncIoContext&)>;
   void start(RuntimeConfig config, kj::Maybe<Setup> setup = nullptr);
 
   // Begins the clean shutdown. Any thread; idempotent; harmless after the runtime stopped.

@@ -11,9 +11,12 @@
 #include <shoal/peer/library/library-view.h>
 #include <shoal/peer/library/library.h>
 #include <shoal/peer/library/scanner.h>
+#include <shoal/peer/runtime/admission.h>
 #include <shoal/peer/runtime/config.h>
 #include <shoal/peer/runtime/event-bus.h>
 #include <shoal/peer/runtime/peer-table.h>
+#include <shoal/peer/runtime/redial-backoff.h>
+#include <shoal/peer/runtime/report-throttle.h>
 #include <shoal/peer/runtime/request-server.h>
 #include <shoal/peer/runtime/supervisor.h>
 #include <shoal/peer/session/session.h>
@@ -41,8 +44,10 @@ class Runtime final : private SessionHandler, private Supervisor::Observer {
   void shutdown(kj::StringPtr why);
   bool isStopping() const { return stopping; }
 
-  // A supervised service of the embedder's (the control socket, tests). Before or during run().
-  void addService(kj::StringPtr name, Policy policy, kj::Function<kj::Promise<void>()> body);
+  // A supervised service of the embedder's (the control socket, signals, tests). Before or
+  // during run(). A `last` service keeps running through the shutdown until after Stopped.
+  void addService(kj::StringPtr name, Policy policy, kj::Function<kj::Promise<void>()> body,
+                  Stage stage = Stage::main);
   // Called on the event loop for every event, after it went to the EventBus.
   void onEvent(kj::Function<void(const EventRecord&)> listener);
 
@@ -61,9 +66,16 @@ class Runtime final : private SessionHandler, private Supervisor::Observer {
 
  private:
   struct Connection;
+  struct ConnectionEnd;
+  struct StaticPeer;
   class TaskErrors final : public kj::TaskSet::ErrorHandler {
    public:
     void taskFailed(kj::Exception&& exception) override;
+  };
+  struct HandshakeFailure {
+    kj::String address;
+    kj::StringPtr stage;
+    kj::String reason;
   };
 
   RuntimeConfig config;
@@ -85,15 +97,23 @@ class Runtime final : private SessionHandler, private Supervisor::Observer {
 
   kj::HashMap<uint64_t, Connection*> live;  // by generation
   uint64_t nextGeneration = 1;
-  uint32_t handshaking = 0;
   kj::Maybe<kj::String> bound;
-  bool startedReported = false;
+  kj::Maybe<kj::Own<kj::ConnectionReceiver>> receiver;  // bound before the first scan
+
+  Admission admission;  // inbound connections before their session
+  ReportThrottle<HandshakeFailure> failureReports;
+  kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> admissionWake;
+  kj::Maybe<kj::TimePoint> admissionArmed;
+  uint64_t handshakeFailures = 0;
+  uint64_t admissionDrops = 0;
+  kj::Vector<kj::Own<StaticPeer>> staticPeers;
 
   std::atomic<bool> stopScan{false};
   bool scanInProgress = false;
   kj::Vector<kj::Own<kj::PromiseFulfiller<bool>>> scanWaiters;
   kj::Maybe<kj::Own<kj::Thread>> scanThread;
   uint64_t staleSeen = 0;
+  kj::HashSet<kj::String> leftOut;  // what the last scan left out, each said once until it changes
 
   kj::Vector<kj::Function<void(const EventRecord&)>> listeners;
 
@@ -104,30 +124,42 @@ class Runtime final : private SessionHandler, private Supervisor::Observer {
 
   Supervisor supervisor;
   TaskErrors taskErrors;
-  kj::TaskSet tasks;                            // runtime-scope work: scans
+  kj::Maybe<kj::Own<kj::TaskSet>> tasks;        // runtime-scope work: scans, rescans
   kj::Maybe<kj::Own<kj::TaskSet>> connections;  // every connection, until it has ended
 
   // Lifecycle (runtime.c++).
   kj::Promise<void> start();
   kj::Promise<void> stop();
+  kj::Promise<void> joinScan();
   void startScan();
   bool applyScan(library::ScanResult result);
+  void reportLeftOut(kj::ArrayPtr<const kj::String> skipped);
   LocalPeer localPeer() const;
   void emit(kj::FunctionParam<void(control::Event::Builder)> fill);
   void fillPeerInfo(control::PeerInfo::Builder info, const Connection& connection);
 
   // Services (services.c++).
-  kj::Promise<void> listen();
+  kj::Promise<void> bind();
   kj::Promise<void> acceptLoop(kj::ConnectionReceiver& receiver);
+  void admit(kj::Own<kj::AsyncIoStream> stream);
+  kj::Promise<void> admissionTimer();
+  void rearmAdmissionTimer();
+  void dropPending(uint64_t generation, kj::StringPtr code, kj::String reason);
   kj::Promise<void> dialAll();
-  kj::Promise<void> dialLoop(kj::StringPtr address, kj::Maybe<PeerId> knownId,
-                             kj::Duration backoff);
+  kj::Promise<void> dialLoop(StaticPeer& peer);
+  kj::Promise<ConnectionEnd> dialOnce(StaticPeer& peer);
+  kj::Promise<void> afterDial(StaticPeer& peer, ConnectionEnd end);
   kj::Promise<void> liveness();
   kj::Promise<void> watchLibrary();
 
   // Connections (connections.c++).
-  Connection& startConnection(Role role, kj::Own<kj::AsyncIoStream> stream, kj::String address);
+  Connection& startConnection(Role role, kj::Own<kj::AsyncIoStream> stream, kj::String address,
+                              uint64_t generation);
   kj::Promise<void> runConnection(Connection& connection, kj::Own<kj::AsyncIoStream> stream);
+  kj::Promise<void> startSession(Connection& connection, kj::Own<Transport> transport);
+  void connectionEnded(Connection& connection);
+  void reportHandshakeFailure(HandshakeFailure failure);
+  void emitHandshakeFailed(ReportThrottle<HandshakeFailure>::Report report);
   kj::Maybe<Connection&> connectionOf(Session& session);
   void syncLibrary(Connection& connection);
   void applyLibraryPage(Connection& connection, const codec::InboundFrame& frame);

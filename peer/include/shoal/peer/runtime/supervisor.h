@@ -1,6 +1,7 @@
 // Supervisor: runs long-lived services under a policy (lanspread's supervision, in KJ). A service
 // is a promise that should run until stop(); failing — or ending on its own — is handled by its
-// policy. Every service lives in the supervisor's TaskSet and is cancelled through its Canceler.
+// policy. Every service lives in the supervisor's TaskSet and is cancelled through the Canceler of
+// its stage: `main` services stop when the shutdown begins, `last` ones after Stopped.
 #pragma once
 
 #include <kj/async.h>
@@ -20,6 +21,11 @@ struct BestEffort {};  // failure is logged and the service stays down
 }  // namespace policy
 using Policy = kj::OneOf<policy::Required, policy::Restart, policy::BestEffort>;
 
+enum class Stage : uint8_t {
+  main,  // stopped as the shutdown begins: listener, dialler, timers
+  last,  // runs through the shutdown until after Stopped: the control socket tells its clients
+};
+
 class Supervisor {
  public:
   class Observer {
@@ -35,11 +41,15 @@ class Supervisor {
   KJ_DISALLOW_COPY(Supervisor);
 
   // Starts `body` under `policy`. `body` is called again for each restart.
-  void start(kj::StringPtr name, Policy policy, kj::Function<kj::Promise<void>()> body);
+  void start(kj::StringPtr name, Policy policy, kj::Function<kj::Promise<void>()> body,
+             Stage stage = Stage::main);
 
-  // Cancels every service wherever it waits; services own no state that needs a graceful end
-  // (sessions and downloads belong to the runtime). After stop(), start() is refused.
+  // Cancels every `main` service wherever it waits; services own no state that needs a graceful
+  // end (sessions and downloads belong to the runtime). After stop(), start() is refused and a
+  // service that ends on its own is not restarted nor reported.
   void stop();
+  // stop(), and cancels the `last` services too.
+  void stopAll();
 
   // Resolves once every service has ended (after stop(), or when all ended on their own).
   kj::Promise<void> whenIdle();
@@ -65,7 +75,8 @@ class Supervisor {
   kj::Timer& timer;
   Observer& observer;
   kj::Vector<kj::Own<Service>> services;
-  kj::Canceler canceler;
+  kj::Canceler mainStage;
+  kj::Canceler lastStage;
   Errors errors;
   kj::TaskSet tasks;
   size_t runningCount = 0;

@@ -1,0 +1,81 @@
+// The text form of the runtime's events: one line each, for `shoal serve` and `shoal stop`.
+#include "cli.h"
+
+namespace shoal::peer::cli {
+
+namespace {
+
+kj::String retryText(uint32_t retryMs) {
+  if (retryMs == 0) return kj::str("not retried");
+  if (retryMs < 1000) return kj::str("retry in ", retryMs, " ms");
+  return kj::str("retry in ", retryMs / 1000, ".", retryMs % 1000 / 100, " s");
+}
+
+}  // namespace
+
+kj::String describeEvent(control::Event::Reader e) {
+  switch (e.which()) {
+    case control::Event::STARTED: {
+      auto s = e.getStarted();
+      return kj::str("started: peer ", s.getPeerId(), " listening on ", s.getListen(), ", ",
+                     s.getItems(), " items");
+    }
+    case control::Event::PEER_FOUND: {
+      auto p = e.getPeerFound();
+      return kj::str(
+          "peer found: ", p.getName(), " (", shortId(p.getPeerId()), ") at ", p.getAddress(),
+          p.getDirection() == control::Direction::OUTBOUND ? ", dialled" : ", dialled us",
+          p.getAuthenticated() ? ", TLS" : ", PLAINTEXT");
+    }
+    case control::Event::PEER_LOST: {
+      auto p = e.getPeerLost();
+      return kj::str("peer lost: ", shortId(p.getPeerId()), " (", p.getReason(), ")");
+    }
+    case control::Event::LIBRARY_CHANGED: {
+      auto l = e.getLibraryChanged();
+      auto who = l.getPeerId().size() == 0 ? kj::str("our library")
+                                           : kj::str("library of ", shortId(l.getPeerId()));
+      return kj::str(who, ": rev ", l.getSummary().getRev(), ", ", l.getItems(), " items");
+    }
+    case control::Event::RUNTIME_FAILED: {
+      auto f = e.getRuntimeFailed();
+      return kj::str("FAILED: ", f.getComponent(), ": ", f.getError());
+    }
+    case control::Event::SERVICE_RESTARTED: {
+      auto r = e.getServiceRestarted();
+      return kj::str("restarting ", r.getComponent(), " in ", r.getBackoffMs(),
+                     " ms: ", r.getError());
+    }
+    case control::Event::GOODBYE_RECEIVED: {
+      auto g = e.getGoodbyeReceived();
+      return kj::str("goodbye from ", shortId(g.getPeerId()), " (", g.getReason(), ": ",
+                     g.getMessage(), ")");
+    }
+    case control::Event::STOPPED: {
+      auto s = e.getStopped();
+      return kj::str("stopped ", s.getClean() ? "cleanly" : "UNCLEANLY", " in ", s.getElapsedMs(),
+                     " ms (Goodbye sent to ", s.getGoodbyes(), " peers)");
+    }
+    case control::Event::DIAL_FAILED: {
+      auto d = e.getDialFailed();
+      return kj::str("dial ", d.getAddress(), " failed (", d.getCode(), "): ", d.getMessage(), "; ",
+                     retryText(d.getRetryMs()));
+    }
+    case control::Event::PEER_REFUSED: {
+      auto r = e.getPeerRefused();
+      return kj::str("peer at ", r.getAddress(), " refused us (", r.getCode(),
+                     "): ", r.getMessage(), "; ", retryText(r.getRetryMs()));
+    }
+    case control::Event::HANDSHAKE_FAILED: {
+      auto h = e.getHandshakeFailed();
+      auto more = h.getSuppressed() == 0
+                      ? kj::str()
+                      : kj::str(" (and ", h.getSuppressed(), " more since the last report)");
+      return kj::str("handshake from ", h.getAddress(), " failed at ", h.getStage(), ": ",
+                     h.getReason(), more);
+    }
+  }
+  return kj::str("event ", uint32_t(e.which()));
+}
+
+}  // namespace shoal::peer::cli

@@ -1,0 +1,40 @@
+# Helpers for the process tests (sourced): real `shoal` processes on loopback, bounded polls with
+# deadlines (nothing sleeps to synchronise), everything under one temp folder removed at exit.
+# The sourcing script sets $shoal first.
+work="$(mktemp -d /tmp/shoal-cli-XXXXXX)"
+pids=()
+cleanup() {
+  for p in "${pids[@]:-}"; do kill -KILL "$p" 2>/dev/null || true; done
+  [ -n "${KEEP_WORK:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+# until_true SECONDS CMD...: polls CMD every 50 ms until it succeeds or the deadline passes.
+until_true() {
+  local deadline=$(( $(date +%s%N) + $1 * 1000000000 )); shift
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s%N)" -lt "$deadline" ] || return 1
+    sleep 0.05
+  done
+}
+library() {  # library DIR ITEMS
+  local i
+  mkdir -p "$1"
+  for i in $(seq 1 "$2"); do
+    mkdir -p "$1/item-$i/sub"
+    head -c $((100000 * i)) /dev/zero > "$1/item-$i/sub/data.bin"
+    echo "item $i" > "$1/item-$i/readme.txt"
+  done
+}
+port_of() {  # the port a peer listens on, from its Started event
+  grep -o '"listen":"127.0.0.1:[0-9]*"' "$1" | head -1 | grep -o '[0-9]*"$' | tr -d '"'
+}
+serve() {  # serve NAME LIBDIR [ARGS...] -> starts in background, events in $work/NAME.json
+  local name="$1" lib="$2"; shift 2
+  "$shoal" serve --library "$lib" --listen 127.0.0.1:0 --name "$name" --json "$@" \
+      > "$work/$name.json" 2> "$work/$name.err" &
+  pids+=($!)
+  eval "pid_$name=$!"
+  until_true 20 grep -q '"started"' "$work/$name.json" || fail "$name did not start: $(cat "$work/$name.err")"
+}
