@@ -48,6 +48,9 @@ kj::Exception withHandshakePrefix(kj::Exception&& e) {
                        kj::str(kHandshakeFailed, e.getDescription()));
 }
 
+// The credentials' certificate verify function (TlsConnection::verifyCallback).
+int verifyPeerKey(gnutls_session_t session);
+
 // gnutls_global_init() is reference counted and GnuTLS 3.7 also initializes itself when loaded:
 // each reference taken here is released exactly once, so the count stays balanced and the
 // library's own final deinit still happens at exit.
@@ -71,6 +74,7 @@ struct TlsContext::Shared final : public kj::AtomicRefcounted {
     check(gnutls_certificate_set_rawpk_key_mem(credentials, &spki, &key, GNUTLS_X509_FMT_DER,
                                                nullptr, 0, nullptr, 0, 0),
           "loading the raw key pair");
+    gnutls_certificate_set_verify_function(credentials, &verifyPeerKey);
     const char* error = nullptr;
     int rc = gnutls_priority_init2(&priority, kTlsPriority.cStr(), &error, 0);
     KJ_ASSERT(rc >= 0, "bad GnuTLS priority string", gnutls_strerror(rc), error);
@@ -252,12 +256,95 @@ struct WriteCursor {
 // ---------------------------------------------------------------------------------------------
 // The connection
 
-struct Session {
+// Owns the gnutls_session_t of one connection.
+struct GnutlsSession {
   gnutls_session_t session = nullptr;
-  ~Session() {
+  ~GnutlsSession() {
     if (session != nullptr) gnutls_deinit(session);
   }
 };
+
+// Why we refuse the other side, and the alert that says so.
+struct Refusal {
+  const char* why;
+  gnutls_alert_description_t alert;
+};
+
+// What a ClientHello offers, as far as the shoal profile cares (RFC 8446 §4.2.1, RFC 7250 §3,
+// RFC 7301 §3.1).
+struct ClientHelloOffer {
+  bool tls13 = false;             // supported_versions lists TLS 1.3
+  bool rawKeyFromServer = false;  // server_certificate_type lists RawPublicKey
+  // client_certificate_type lists types without RawPublicKey. Absent, the client has no key to
+  // offer: it will send an empty Certificate, refused with certificate_required.
+  bool otherClientCertificate = false;
+  bool shoalAlpn = false;  // ALPN lists "shoal/1"
+
+  static constexpr unsigned kAlpn = 16, kClientCertType = 19, kServerCertType = 20,
+                            kSupportedVersions = 43;
+  static constexpr uint8_t kRawPublicKey = 2;
+
+  // `body` is the ClientHello without its handshake header. Malformed extensions count as
+  // offering nothing; GnuTLS refuses the message itself.
+  static ClientHelloOffer parse(const gnutls_datum_t& body) {
+    ClientHelloOffer offer;
+    gnutls_ext_raw_parse(&offer, &onExtension, &body, GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO);
+    return offer;
+  }
+
+ private:
+  static int onExtension(void* context, unsigned type, const unsigned char* data, unsigned size) {
+    auto& offer = *static_cast<ClientHelloOffer*>(context);
+    auto bytes = kj::arrayPtr(data, size);
+    switch (type) {
+      case kSupportedVersions:  // u8 length, then u16 versions
+        if (size < 1 || bytes[0] + 1u > size) break;
+        for (size_t i = 1; i + 1 < size_t(bytes[0]) + 1; i += 2)
+          offer.tls13 = offer.tls13 || (bytes[i] == 0x03 && bytes[i + 1] == 0x04);
+        break;
+      case kClientCertType:  // u8 length, then u8 types
+      case kServerCertType: {
+        bool raw = false;
+        if (size < 1 || bytes[0] + 1u > size) break;
+        for (size_t i = 1; i < size_t(bytes[0]) + 1; ++i)
+          raw = raw || bytes[i] == kRawPublicKey;
+        if (type == kServerCertType) {
+          offer.rawKeyFromServer = raw;
+        } else {
+          offer.otherClientCertificate = !raw;
+        }
+        break;
+      }
+      case kAlpn: {  // u16 length, then (u8 length, name)...
+        if (size < 2 || (size_t(bytes[0]) << 8 | bytes[1]) + 2 > size) break;
+        for (size_t i = 2; i < size;) {
+          size_t n = bytes[i];
+          if (i + 1 + n > size) break;
+          offer.shoalAlpn =
+              offer.shoalAlpn || bytes.slice(i + 1, i + 1 + n) == kAlpnProtocol.asBytes();
+          i += 1 + n;
+        }
+        break;
+      }
+    }
+    return 0;
+  }
+};
+
+kj::Maybe<Refusal> refusalOf(const ClientHelloOffer& offer) {
+  if (!offer.tls13) return Refusal{"the peer does not offer TLS 1.3", GNUTLS_A_PROTOCOL_VERSION};
+  if (!offer.rawKeyFromServer) {
+    return Refusal{"the peer does not accept a raw public key", GNUTLS_A_UNSUPPORTED_CERTIFICATE};
+  }
+  if (offer.otherClientCertificate) {
+    return Refusal{"the peer offers a certificate, not a raw public key",
+                   GNUTLS_A_UNSUPPORTED_CERTIFICATE};
+  }
+  if (!offer.shoalAlpn) {
+    return Refusal{"the peer did not negotiate ALPN shoal/1", GNUTLS_A_NO_APPLICATION_PROTOCOL};
+  }
+  return nullptr;
+}
 
 class TlsConnection final : public kj::AsyncIoStream, public Transport {
  public:
@@ -278,6 +365,16 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
     auto alpn = datumOf(kAlpnProtocol.asBytes());
     check(gnutls_alpn_set_protocols(session, &alpn, 1, GNUTLS_ALPN_MANDATORY), "setting ALPN");
     gnutls_handshake_set_timeout(session, 0);  // the caller bounds the handshake with its timer
+    // Refusals happen during the handshake, with the alert they call for (docs/protocol.md
+    // §2.6): a server checks what the ClientHello offers before GnuTLS reads it
+    // (clientHelloHook()); both sides check the key when its Certificate arrives (the
+    // credentials' verify function, verifyCallback(), where a client also checks the server's
+    // ALPN choice).
+    gnutls_session_set_ptr(session, this);
+    if (server) {
+      gnutls_handshake_set_hook_function(session, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_PRE,
+                                         &clientHelloHook);
+    }
     gnutls_transport_set_ptr(session, this);
     gnutls_transport_set_push_function(session, &push);
     gnutls_transport_set_pull_function(session, &pull);
@@ -288,6 +385,22 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
     return handshakeStep().then([this]() { return verifyPeer(); }).then([this]() {
       return outbox.flush();  // our last flight (the client's Finished)
     });
+  }
+
+  // The credentials' verify function: runs when the other side's Certificate (and its
+  // CertificateVerify) arrived, before our Finished, so a refusal is an alert in the handshake.
+  static int verifyCallback(gnutls_session_t session) {
+    auto& self = *static_cast<TlsConnection*>(gnutls_session_get_ptr(session));
+    if (!negotiatedAlpn(session)) {
+      self.refusal =
+          Refusal{"the peer did not negotiate ALPN shoal/1", GNUTLS_A_NO_APPLICATION_PROTOCOL};
+      return -1;
+    }
+    KJ_IF_MAYBE (refusal, self.checkPeerKey()) {
+      self.refusal = *refusal;
+      return -1;  // GnuTLS fails the handshake with GNUTLS_E_CERTIFICATE_ERROR
+    }
+    return 0;
   }
 
   // Transport
@@ -438,31 +551,51 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
         return fillCipherIn().then([this]() { return handshakeStep(); });
       }
       if (!gnutls_error_is_fatal(rc)) continue;  // e.g. a warning alert
-      auto type = innerEof || rc == GNUTLS_E_PREMATURE_TERMINATION
-                      ? kj::Exception::Type::DISCONNECTED
-                      : kj::Exception::Type::FAILED;
-      return failAfterAlert(kj::Exception(type, __FILE__, __LINE__,
-                                          kj::str(kHandshakeFailed, reasonFor(s.session, rc))));
+      bool gone = innerEof || rc == GNUTLS_E_PREMATURE_TERMINATION;
+      auto reason = reasonFor(s.session, rc);
+      if (!gone && rc != GNUTLS_E_FATAL_ALERT_RECEIVED) {
+        KJ_IF_MAYBE (r, refusal) {
+          reason = kj::str(r->why);
+          gnutls_alert_send(s.session, GNUTLS_AL_FATAL, r->alert);
+        } else {
+          // GnuTLS does not alert on its own: protocol_version, no_application_protocol,
+          // certificate_required, handshake_failure... as gnutls_error_to_alert() maps them.
+          gnutls_alert_send_appropriate(s.session, rc);
+        }
+      }
+      auto type = gone ? kj::Exception::Type::DISCONNECTED : kj::Exception::Type::FAILED;
+      return failAfterAlert(
+          kj::Exception(type, __FILE__, __LINE__, kj::str(kHandshakeFailed, reason)));
     }
   }
 
-  struct Refusal {
-    const char* why;
-    gnutls_alert_description_t alert;
-  };
+  // Server, before GnuTLS reads a ClientHello: refuse one that cannot lead to a shoal session
+  // with the alert naming why (GnuTLS would fail later, or not at all — it lets a client that
+  // offers no ALPN through — and says handshake_failure or nothing).
+  static int clientHelloHook(gnutls_session_t session, unsigned int type, unsigned when,
+                             unsigned int incoming, const gnutls_datum_t* message) {
+    (void)type;
+    (void)when;
+    (void)incoming;
+    auto& self = *static_cast<TlsConnection*>(gnutls_session_get_ptr(session));
+    KJ_IF_MAYBE (r, refusalOf(ClientHelloOffer::parse(*message))) {
+      self.refusal = *r;
+      return GNUTLS_E_USER_ERROR;  // handshakeStep sends the refusal's alert
+    }
+    return 0;
+  }
 
-  // What GnuTLS negotiated but does not enforce itself.
-  kj::Maybe<Refusal> checkNegotiated() {
-    auto session = s.session;
-    if (gnutls_protocol_get_version(session) != GNUTLS_TLS1_3) {
-      return Refusal{"negotiated a version other than TLS 1.3", GNUTLS_A_PROTOCOL_VERSION};
-    }
+  static bool negotiatedAlpn(gnutls_session_t session) {
     gnutls_datum_t alpn;
-    if (gnutls_alpn_get_selected_protocol(session, &alpn) < 0 ||
-        alpn.size != kAlpnProtocol.size() ||
-        memcmp(alpn.data, kAlpnProtocol.begin(), alpn.size) != 0) {
-      return Refusal{"the peer did not negotiate ALPN shoal/1", GNUTLS_A_NO_APPLICATION_PROTOCOL};
-    }
+    return gnutls_alpn_get_selected_protocol(session, &alpn) >= 0 &&
+           alpn.size == kAlpnProtocol.size() &&
+           memcmp(alpn.data, kAlpnProtocol.begin(), alpn.size) == 0;
+  }
+
+  // The raw Ed25519 key the other side proved, or why it is refused and with which alert. Sets
+  // `peer` on success.
+  kj::Maybe<Refusal> checkPeerKey() {
+    auto session = s.session;
     if (gnutls_certificate_type_get2(session, GNUTLS_CTYPE_PEERS) != GNUTLS_CRT_RAWPK) {
       return Refusal{"the peer did not present a raw public key", GNUTLS_A_UNSUPPORTED_CERTIFICATE};
     }
@@ -474,18 +607,33 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
     gnutls_pubkey_t key;
     check(gnutls_pubkey_init(&key), "gnutls_pubkey_init");
     KJ_DEFER(gnutls_pubkey_deinit(key));
-    if (gnutls_pubkey_import(key, keys, GNUTLS_X509_FMT_DER) < 0 ||
-        gnutls_pubkey_get_pk_algorithm(key, nullptr) != GNUTLS_PK_EDDSA_ED25519) {
+    if (gnutls_pubkey_import(key, keys, GNUTLS_X509_FMT_DER) < 0) {
+      return Refusal{"the peer's key cannot be parsed", GNUTLS_A_BAD_CERTIFICATE};
+    }
+    if (gnutls_pubkey_get_pk_algorithm(key, nullptr) != GNUTLS_PK_EDDSA_ED25519) {
       return Refusal{"the peer's key is not Ed25519", GNUTLS_A_UNSUPPORTED_CERTIFICATE};
     }
     peer = peerIdOf(kj::arrayPtr(keys->data, keys->size));
     return nullptr;
   }
 
+  // After the handshake: what the callbacks above decided must hold. A failure here is a
+  // GnuTLS path that skipped them; refuse all the same.
+  kj::Maybe<Refusal> checkNegotiated() {
+    if (gnutls_protocol_get_version(s.session) != GNUTLS_TLS1_3) {
+      return Refusal{"negotiated a version other than TLS 1.3", GNUTLS_A_PROTOCOL_VERSION};
+    }
+    if (!negotiatedAlpn(s.session)) {
+      return Refusal{"the peer did not negotiate ALPN shoal/1", GNUTLS_A_NO_APPLICATION_PROTOCOL};
+    }
+    if (peer == nullptr) return checkPeerKey();
+    return nullptr;
+  }
+
   kj::Promise<void> verifyPeer() {
-    KJ_IF_MAYBE (refusal, checkNegotiated()) {
-      gnutls_alert_send(s.session, GNUTLS_AL_FATAL, refusal->alert);
-      return failAfterAlert(KJ_EXCEPTION(FAILED, kj::str(kHandshakeFailed, refusal->why)));
+    KJ_IF_MAYBE (r, checkNegotiated()) {
+      gnutls_alert_send(s.session, GNUTLS_AL_FATAL, r->alert);
+      return failAfterAlert(KJ_EXCEPTION(FAILED, kj::str(kHandshakeFailed, r->why)));
     }
     return kj::READY_NOW;
   }
@@ -584,7 +732,7 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
   // then the inner stream, then the credentials the session used.
   kj::Own<const TlsContext::Shared> shared;
   kj::Own<kj::AsyncIoStream> inner;
-  Session s;
+  GnutlsSession s;
 
   kj::Array<kj::byte> cipherIn;  // ciphertext read, [inStart, inEnd) not yet given to GnuTLS
   size_t inStart = 0;
@@ -598,8 +746,13 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
   kj::Array<kj::byte> staging;  // one record gathered from small pieces
   bool ended = false;
   kj::Maybe<PeerId> peer;
+  kj::Maybe<Refusal> refusal;  // set by a callback that failed the handshake
   Outbox outbox;
 };
+
+int verifyPeerKey(gnutls_session_t session) {
+  return TlsConnection::verifyCallback(session);
+}
 
 }  // namespace
 

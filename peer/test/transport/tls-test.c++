@@ -237,8 +237,17 @@ void setX509Certificate(gnutls_certificate_credentials_t credentials) {
   gnutls_x509_privkey_deinit(key);
 }
 
-// Handshakes on `fd`, then reads until the other side closes. Returns the handshake's result.
-int runRawPeer(int fd, bool server, const RawConfig& config, const Identity& identity) {
+// What a raw peer saw: the handshake's result, the fatal alert it received during the handshake
+// or the reads after it (-1: none), and the key exchange group of a completed handshake.
+struct RawOutcome {
+  int handshake = 1;
+  int alert = -1;
+  int group = -1;
+};
+
+// Handshakes on `fd`, then reads until the other side closes.
+RawOutcome runRawPeer(int fd, bool server, const RawConfig& config, const Identity& identity) {
+  RawOutcome outcome;
   gnutls_certificate_credentials_t credentials;
   EXPECT_EQ(gnutls_certificate_allocate_credentials(&credentials), 0);
   if (config.ecdsaKey) {
@@ -270,16 +279,20 @@ int runRawPeer(int fd, bool server, const RawConfig& config, const Identity& ide
   do {
     rc = gnutls_handshake(s);
   } while (rc < 0 && !gnutls_error_is_fatal(rc));
+  outcome.handshake = rc;
+  if (rc == GNUTLS_E_FATAL_ALERT_RECEIVED) outcome.alert = int(gnutls_alert_get(s));
   if (rc == 0) {
+    outcome.group = int(gnutls_group_get(s));
     char buffer[256];
     ssize_t n;
     do {
       n = gnutls_record_recv(s, buffer, sizeof(buffer));
     } while (n > 0 || n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED);
+    if (n == GNUTLS_E_FATAL_ALERT_RECEIVED) outcome.alert = int(gnutls_alert_get(s));
   }
   gnutls_deinit(s);
   gnutls_certificate_free_credentials(credentials);
-  return rc;
+  return outcome;
 }
 
 class RawPeer {
@@ -290,7 +303,7 @@ class RawPeer {
     KJ_SYSCALL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
     ours = io.lowLevelProvider->wrapSocketFd(fds[0], kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
     thread = std::thread([this, fd = fds[1], server, config]() {
-      result = runRawPeer(fd, server, config, *identity);
+      outcome = runRawPeer(fd, server, config, *identity);
       close(fd);
     });
   }
@@ -300,17 +313,23 @@ class RawPeer {
 
   kj::Own<kj::AsyncIoStream> stream() { return kj::mv(ours); }
   // The raw peer's handshake result, once our end of the socket is gone.
-  int join() {
-    thread.join();
-    return result;
-  }
+  int join() { return seen().handshake; }
+  // The fatal alert the raw peer received from us (-1: none).
+  int alert() { return seen().alert; }
+  // The key exchange group of its completed handshake.
+  int group() { return seen().group; }
 
   kj::Own<Identity> identity;
 
  private:
   kj::Own<kj::AsyncIoStream> ours;
   std::thread thread;
-  int result = 1;
+  RawOutcome outcome;
+
+  const RawOutcome& seen() {
+    if (thread.joinable()) thread.join();
+    return outcome;
+  }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -493,15 +512,32 @@ TEST_F(TlsTest, ARawGnutlsClientFollowingTheProfileIsAccepted) {
   EXPECT_EQ(KJ_ASSERT_NONNULL(server->peerId()), client.identity->id());
   server = nullptr;
   EXPECT_EQ(client.join(), 0);
+  EXPECT_EQ(client.alert(), -1);
 }
+
+TEST_F(TlsTest, TheKeyExchangeIsX25519) {
+  // Our client offers X25519 first; a GnuTLS server with NORMAL's group order (SECP256R1 first)
+  // takes the key share it is given.
+  RawConfig config;
+  config.priority = "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CTYPE-ALL:+CTYPE-CLI-RAWPK:+CTYPE-SRV-RAWPK"_kj;
+  RawPeer server(io, true, config);
+  auto client = aliceTls.connect(server.stream()).wait(ws);
+  client = nullptr;
+  EXPECT_EQ(server.group(), GNUTLS_GROUP_X25519);
+}
+
+// Refusals say why with the alert the situation calls for (docs/protocol.md §2.6); those that
+// depend only on the ClientHello come before our first flight, so the client's own handshake
+// fails with the alert.
 
 TEST_F(TlsTest, AClientOfferingOnlyTls12IsRefused) {
   RawConfig config;
   config.priority = "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CTYPE-ALL:+CTYPE-CLI-RAWPK:+CTYPE-SRV-RAWPK"_kj;
   RawPeer client(io, false, config);
   auto e = refusalOf(bobTls.accept(client.stream()), ws);
-  expectHandshakeRefusal(e);
-  EXPECT_LT(client.join(), 0);
+  EXPECT_EQ(e.getDescription(), "TLS handshake failed: the peer does not offer TLS 1.3");
+  EXPECT_EQ(client.join(), GNUTLS_E_FATAL_ALERT_RECEIVED);
+  EXPECT_EQ(client.alert(), GNUTLS_A_PROTOCOL_VERSION);
 }
 
 TEST_F(TlsTest, AClientPresentingNoKeyIsRefused) {
@@ -511,7 +547,9 @@ TEST_F(TlsTest, AClientPresentingNoKeyIsRefused) {
   auto e = refusalOf(bobTls.accept(client.stream()), ws);
   expectHandshakeRefusal(e);
   EXPECT_CONTAINS(e.getDescription(), "Certificate is required");  // GnuTLS's words
-  client.join();
+  // TLS 1.3: the client has finished its side when it sends its (empty) Certificate; the alert
+  // arrives in place of our Finished-acknowledging traffic.
+  EXPECT_EQ(client.alert(), GNUTLS_A_CERTIFICATE_REQUIRED);
 }
 
 TEST_F(TlsTest, AClientWithAnEcdsaKeyIsRefused) {
@@ -523,35 +561,53 @@ TEST_F(TlsTest, AClientWithAnEcdsaKeyIsRefused) {
   auto e = refusalOf(bobTls.accept(client.stream()), ws);
   expectHandshakeRefusal(e);
   EXPECT_CONTAINS(e.getDescription(), "Certificate is required");
-  client.join();
+  EXPECT_EQ(client.alert(), GNUTLS_A_CERTIFICATE_REQUIRED);
 }
 
 TEST_F(TlsTest, AClientWithoutRawPublicKeysIsRefused) {
   // [TR-3]: a TLS 1.3 client that knows only X.509 (no RFC 7250 certificate types offered), holding
-  // a certificate. The server has nothing it may present to such a client: refused before any
-  // client certificate is asked for, for that reason and not for a missing key.
+  // a certificate. The server has nothing it may present to such a client: refused from its
+  // ClientHello, before any client certificate is asked for, for that reason and not for a
+  // missing key.
   RawConfig config;
   config.priority = "NORMAL:-VERS-ALL:+VERS-TLS1.3"_kj;
   config.rawKeys = false;
   config.x509 = true;
   RawPeer client(io, false, config);
   auto e = refusalOf(bobTls.accept(client.stream()), ws);
-  expectHandshakeRefusal(e);
-  EXPECT_CONTAINS(e.getDescription(), "No supported cipher suites");  // GnuTLS's words
-  EXPECT_LT(client.join(), 0);
+  EXPECT_EQ(e.getDescription(), "TLS handshake failed: the peer does not accept a raw public key");
+  EXPECT_EQ(client.join(), GNUTLS_E_FATAL_ALERT_RECEIVED);
+  EXPECT_EQ(client.alert(), GNUTLS_A_UNSUPPORTED_CERTIFICATE);
 }
 
 TEST_F(TlsTest, AClientPresentingAnX509CertificateIsRefused) {
-  // [TR-3]: a client that takes our raw key but presents an X.509 certificate for itself. GnuTLS
-  // completes that handshake although our priority allows raw client keys only
-  // (docs/dependencies.md): our own check after it is what refuses the certificate.
-  RawConfig config;
-  config.priority = "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CTYPE-ALL:+CTYPE-SRV-RAWPK:+CTYPE-CLI-X509"_kj;
-  config.x509 = true;
-  RawPeer client(io, false, config);
-  auto e = refusalOf(bobTls.accept(client.stream()), ws);
-  EXPECT_EQ(e.getDescription(), "TLS handshake failed: the peer did not present a raw public key");
-  client.join();
+  // [TR-3]: clients that take our raw key but present an X.509 certificate for themselves. GnuTLS
+  // would complete that handshake although our priority allows raw client keys only
+  // (docs/dependencies.md).
+  {
+    // It offers only X.509 for itself: refused from its ClientHello.
+    RawConfig config;
+    config.priority =
+        "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CTYPE-ALL:+CTYPE-SRV-RAWPK:+CTYPE-CLI-X509"_kj;
+    config.x509 = true;
+    RawPeer client(io, false, config);
+    auto e = refusalOf(bobTls.accept(client.stream()), ws);
+    EXPECT_EQ(e.getDescription(),
+              "TLS handshake failed: the peer offers a certificate, not a raw public key");
+    EXPECT_EQ(client.join(), GNUTLS_E_FATAL_ALERT_RECEIVED);
+    EXPECT_EQ(client.alert(), GNUTLS_A_UNSUPPORTED_CERTIFICATE);
+  }
+  {
+    // It offers raw keys too, then presents its certificate: refused when that arrives.
+    RawConfig config;
+    config.priority = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+CTYPE-CLI-RAWPK:+CTYPE-SRV-RAWPK"_kj;
+    config.x509 = true;
+    RawPeer client(io, false, config);
+    auto e = refusalOf(bobTls.accept(client.stream()), ws);
+    EXPECT_EQ(e.getDescription(),
+              "TLS handshake failed: the peer did not present a raw public key");
+    EXPECT_EQ(client.alert(), GNUTLS_A_UNSUPPORTED_CERTIFICATE);
+  }
 }
 
 TEST_F(TlsTest, AClientWithoutShoalAlpnIsRefused) {
@@ -559,19 +615,14 @@ TEST_F(TlsTest, AClientWithoutShoalAlpnIsRefused) {
   none.alpn = nullptr;
   RawConfig other;
   other.alpn = "h2"_kj;
-  {
-    // GnuTLS's GNUTLS_ALPN_MANDATORY lets a client that sends no ALPN at all through: our own
-    // check after the handshake refuses it.
-    RawPeer client(io, false, none);
+  // GnuTLS's GNUTLS_ALPN_MANDATORY lets a client that sends no ALPN at all through: our check
+  // of the ClientHello refuses both, before our first flight.
+  for (auto& config : {none, other}) {
+    RawPeer client(io, false, config);
     auto e = refusalOf(bobTls.accept(client.stream()), ws);
     EXPECT_EQ(e.getDescription(), "TLS handshake failed: the peer did not negotiate ALPN shoal/1");
-    client.join();
-  }
-  {
-    RawPeer client(io, false, other);
-    auto e = refusalOf(bobTls.accept(client.stream()), ws);
-    expectHandshakeRefusal(e);
-    EXPECT_LT(client.join(), 0);
+    EXPECT_EQ(client.join(), GNUTLS_E_FATAL_ALERT_RECEIVED);
+    EXPECT_EQ(client.alert(), GNUTLS_A_NO_APPLICATION_PROTOCOL);
   }
 }
 
@@ -581,7 +632,9 @@ TEST_F(TlsTest, AServerWithoutShoalAlpnIsRefused) {
   RawPeer server(io, true, config);
   auto e = refusalOf(aliceTls.connect(server.stream()), ws);
   EXPECT_EQ(e.getDescription(), "TLS handshake failed: the peer did not negotiate ALPN shoal/1");
-  server.join();
+  // Refused when its Certificate arrives, before our Finished: its handshake fails too.
+  EXPECT_EQ(server.join(), GNUTLS_E_FATAL_ALERT_RECEIVED);
+  EXPECT_EQ(server.alert(), GNUTLS_A_NO_APPLICATION_PROTOCOL);
 }
 
 // ---------------------------------------------------------------------------------------------
