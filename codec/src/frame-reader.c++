@@ -5,7 +5,7 @@ namespace shoal::codec {
 FrameReader::FrameReader(kj::AsyncInputStream& in, const Limits& limits)
     : in(in), decoder(limits) {}
 
-kj::Promise<ReadResult> FrameReader::read() {
+kj::Maybe<ReadResult> FrameReader::poll() {
   KJ_IF_MAYBE (result, decoder.next()) {
     KJ_SWITCH_ONEOF(*result) {
       KJ_CASE_ONEOF(frame, InboundFrame) {
@@ -15,6 +15,13 @@ kj::Promise<ReadResult> FrameReader::read() {
         return ReadResult(kj::mv(failure));
       }
     }
+  }
+  return nullptr;
+}
+
+kj::Promise<ReadResult> FrameReader::read() {
+  KJ_IF_MAYBE (result, poll()) {
+    return kj::mv(*result);
   }
   auto space = decoder.writable();
   return in.tryRead(space.begin(), 1, space.size())

@@ -171,6 +171,7 @@ void Session::dispatch(SessionEvent& event) {
       startServing(request.id, kj::mv(request.frame));
     }
     KJ_CASE_ONEOF(cancelled, event::RequestCancelled) {
+      cancelledWaiting.insert(cancelled.id);
       handler.onRequestCancelled(*this, cancelled.id);
     }
     KJ_CASE_ONEOF(response, event::Response) {
@@ -209,23 +210,41 @@ void Session::settle(uint64_t id, Reply reply) {
   }
 }
 
+// Requests are served one at a time, each once the writer is below its backlog mark: however
+// many are in flight, a peer that stops reading holds at most one answer beyond the mark. A
+// request cancelled while it waited is not served at all (its Error{cancelled} is already sent).
 void Session::startServing(uint64_t id, codec::InboundFrame frame) {
   auto& tasks = *KJ_ASSERT_NONNULL(serving);
-  auto answering = kj::evalNow([&]() { return handler.serve(*this, id, kj::mv(frame)); });
-  tasks.add(answering.then(
-      [this, id](kj::Array<codec::FrameBuilder> pages) {
-        KJ_ASSERT(pages.size() > 0, "a request was served with no answer");
-        for (auto i : kj::indices(pages)) {
-          if (!core.answer(id, kj::mv(pages[i]), i + 1 == pages.size())) break;
-        }
-        pump();
-      },
-      [this, id](kj::Exception&& exception) {
-        // The serving side failed (I/O error, bug): the request still gets its one answer.
-        KJ_LOG(WARNING, "serving a request failed", id, exception);
-        core.answerError(id, wire::ErrorCode::INTERNAL, "internal error while serving");
-        pump();
-      }));
+  auto done = kj::newPromiseAndFulfiller<void>();
+  auto turn = kj::mv(lastServed);
+  lastServed = kj::mv(done.promise);
+  tasks.add(
+      turn.then([this]() { return writer.whenQueuedBelow(config.maxWriteBacklogBytes); })
+          .then([this, id, frame = kj::mv(frame)]() mutable -> kj::Promise<void> {
+            if (cancelledWaiting.contains(id)) {
+              cancelledWaiting.erase(id);
+              return kj::READY_NOW;
+            }
+            auto answering = kj::evalNow([&]() { return handler.serve(*this, id, kj::mv(frame)); });
+            return answering.then(
+                [this, id](kj::Array<codec::FrameBuilder> pages) {
+                  KJ_ASSERT(pages.size() > 0, "a request was served with no answer");
+                  for (auto i : kj::indices(pages)) {
+                    if (!core.answer(id, kj::mv(pages[i]), i + 1 == pages.size())) break;
+                  }
+                  pump();
+                },
+                [this, id](kj::Exception&& exception) {
+                  // The serving side failed (I/O error, bug): the request still gets its one
+                  // answer.
+                  KJ_LOG(WARNING, "serving a request failed", id, exception);
+                  core.answerError(id, wire::ErrorCode::INTERNAL, "internal error while serving");
+                  pump();
+                });
+          })
+          .attach(kj::defer([fulfiller = kj::mv(done.fulfiller)]() mutable {
+            fulfiller->fulfill();  // the next request's turn, however this one ended
+          })));
 }
 
 kj::Promise<void> Session::readLoop() {
@@ -233,23 +252,17 @@ kj::Promise<void> Session::readLoop() {
       .then([this]() { return reader.read(); })
       .then(
           [this](codec::ReadResult result) -> kj::Promise<void> {
-            auto now = timer.now();
-            bool more = true;
-            KJ_SWITCH_ONEOF(result) {
-              KJ_CASE_ONEOF(frame, codec::InboundFrame) {
-                core.onFrame(kj::mv(frame), now);
+            // Every frame already read is handled in this turn, before any answer is: requests
+            // that arrive together are in flight together (maxInFlight and busy apply to them),
+            // and a Cancel right behind its request finds it still being served.
+            kj::Maybe<codec::ReadResult> next = kj::mv(result);
+            while (next != nullptr) {
+              if (!onRead(kj::mv(KJ_ASSERT_NONNULL(next))) || core.isClosed()) {
+                return kj::READY_NOW;
               }
-              KJ_CASE_ONEOF(failure, codec::Failure) {
-                more = failure.requestId != nullptr;  // framing is intact only for a request fault
-                core.onDecodeFailure(kj::mv(failure), now);
-              }
-              KJ_CASE_ONEOF(end, codec::EndOfStream) {
-                more = false;
-                core.onEndOfStream(now);
-              }
+              if (writer.queuedBytes() >= config.maxWriteBacklogBytes) break;
+              next = reader.poll();
             }
-            pump();
-            if (!more || core.isClosed()) return kj::READY_NOW;
             return readLoop();
           },
           [this](kj::Exception&& exception) {
@@ -257,6 +270,27 @@ kj::Promise<void> Session::readLoop() {
             core.onTransportError(exception.getDescription());
             pump();
           });
+}
+
+// One result of the reader into the core; false once nothing more can be read.
+bool Session::onRead(codec::ReadResult result) {
+  auto now = timer.now();
+  bool more = true;
+  KJ_SWITCH_ONEOF(result) {
+    KJ_CASE_ONEOF(frame, codec::InboundFrame) {
+      core.onFrame(kj::mv(frame), now);
+    }
+    KJ_CASE_ONEOF(failure, codec::Failure) {
+      more = failure.requestId != nullptr;  // framing is intact only for a request fault
+      core.onDecodeFailure(kj::mv(failure), now);
+    }
+    KJ_CASE_ONEOF(end, codec::EndOfStream) {
+      more = false;
+      core.onEndOfStream(now);
+    }
+  }
+  pump();
+  return more;
 }
 
 kj::Promise<void> Session::deadlineLoop() {

@@ -94,6 +94,28 @@ TEST(Wire, SecondHelloIsAProtocolError) {
   EXPECT_TRUE(s->closes());
 }
 
+TEST(Wire, AFrameOver64KiBBeforeTheHandshakeIsRefusedFromItsSegmentTable) {
+  // [FR-9]: a "Hello" of 4 MiB is refused from its 8-byte segment table; the body is never sent,
+  // so an answer at all shows nothing waited for it.
+  Peer a("alpha", 1);
+  Wire w;
+  auto s = w.connect(a);
+  uint32_t words = (4 << 20) / 8;
+  kj::byte table[8] = {0,
+                       0,
+                       0,
+                       0,
+                       kj::byte(words),
+                       kj::byte(words >> 8),
+                       kj::byte(words >> 16),
+                       kj::byte(words >> 24)};
+  s->sendRaw(table);
+  auto error = s->frame();
+  EXPECT_EQ(errorCode(error), wire::ErrorCode::TOO_LARGE);
+  EXPECT_EQ(error.root().getError().getId(), 0u);
+  EXPECT_TRUE(s->closes());
+}
+
 TEST(Wire, HandshakeDeadlineClosesSlowConnections) {
   Peer a("alpha", 1, [](RuntimeConfig& c) { c.session.handshakeTimeout = 300 * kj::MILLISECONDS; });
   Wire w;
@@ -175,9 +197,15 @@ TEST(Wire, DuplicateConnectionsCollapseToTheNewer) {
 }
 
 TEST(Wire, EveryPipelinedRequestGetsOneAnswerAndBusyNeverDisconnects) {
+  // The runtime must hand its configured maxInFlight to the session: it is announced, and it is
+  // what makes 58 of 60 pipelined requests busy (the default of 64 would answer them all).
   Peer a("alpha", 1, [](RuntimeConfig& c) { c.session.maxInFlight = 2; });
   Wire w;
-  auto s = w.established(a);
+  auto s = w.connect(a);
+  s->send(test::helloFrame(w.me->id()));
+  auto ack = s->frame();
+  ASSERT_EQ(ack.kind(), Which::HELLO_ACK);
+  EXPECT_EQ(ack.root().getHelloAck().getLimits().getMaxInFlight(), 2u);
   s->send(test::getManifestFrame(1, "item-0"));
   auto manifest = answer(*s);
   auto digest = KJ_ASSERT_NONNULL(codec::Digest::from(manifest.root().getManifest().getDigest()));
@@ -202,33 +230,37 @@ TEST(Wire, EveryPipelinedRequestGetsOneAnswerAndBusyNeverDisconnects) {
   EXPECT_EQ(answers.size(), kCount);
   for (auto& entry : answers)
     EXPECT_EQ(entry.value, 1u) << entry.key;
+  // The 60 arrive together and are handled together: two in flight, the rest busy.
+  EXPECT_EQ(busy, kCount - 2);
   // Still open: one more request is served.
   s->send(test::getChunkFrame(100, "item-0", digest, 1, 0, 10));
   auto last = answer(*s);
   EXPECT_EQ(last.kind(), Which::CHUNK)
       << (last.kind() == Which::ERROR ? last.root().getError().getMessage().cStr() : "");
-  KJ_LOG(INFO, "busy answers", busy);
 }
 
 TEST(Wire, CancelYieldsExactlyOneTerminalAnswer) {
+  // The Cancel arrives with its request, while the request is being served: its one terminal
+  // answer is Error{cancelled}, and the snapshot produced meanwhile is never sent.
   Peer a("alpha", 20);
   Wire w;
   auto s = w.established(a);
   s->send(test::getLibraryFrame(1));
   s->send(codec::cancelFrame(1));
   s->send(test::getManifestFrame(2, "item-0"));  // a marker after the cancel
-  uint32_t terminal = 0;
+  uint32_t cancelled = 0, pages = 0;
   for (;;) {
     auto f = answer(*s);
     if (codec::requestIdOf(f.root()) == 2) break;
     if (f.kind() == Which::ERROR) {
       EXPECT_EQ(errorCode(f), wire::ErrorCode::CANCELLED);
-      ++terminal;
-    } else if (f.kind() == Which::LIBRARY_SNAPSHOT && f.root().getLibrarySnapshot().getLast()) {
-      ++terminal;
+      ++cancelled;
+    } else {
+      ++pages;
     }
   }
-  EXPECT_EQ(terminal, 1u);
+  EXPECT_EQ(cancelled, 1u);
+  EXPECT_EQ(pages, 0u);
 }
 
 TEST(Wire, UnknownItemsAndBadRangesAreTypedErrors) {
@@ -352,9 +384,8 @@ TEST(Wire, ShutdownWith32SessionsSaysGoodbyeToEveryoneWithinTheDeadline) {
   ASSERT_TRUE(a.handle.waitStopped(5 * kj::SECONDS));
   auto stopped = a.events.waitFor(test::isStopped, "Stopped");
   auto s = stopped->get().getStopped();
-  EXPECT_TRUE(s.getClean());
+  EXPECT_TRUE(s.getClean());  // every session drained within the deadline
   EXPECT_EQ(s.getGoodbyes(), 32u);
-  EXPECT_LT(s.getElapsedMs(), 2000u);
 }
 
 }  // namespace

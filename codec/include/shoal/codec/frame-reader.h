@@ -19,6 +19,9 @@ class FrameReader {
   // The next frame. I/O errors of the stream reject the promise; everything the peer can get
   // wrong resolves to a Failure. One read() at a time.
   kj::Promise<ReadResult> read();
+  // The next frame (or Failure) among the bytes already read, without reading; null when a
+  // read() is needed.
+  kj::Maybe<ReadResult> poll();
 
   uint64_t bytesRead() const { return totalBytes; }
   // See FrameDecoder::setMaxFrameBytes().

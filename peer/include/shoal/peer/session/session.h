@@ -122,13 +122,16 @@ class Session {
     void taskFailed(kj::Exception&& exception) override;
   };
   ServeErrors serveErrors;
-  kj::Maybe<kj::Own<kj::TaskSet>> serving;  // destroyed when the session ends: cancels serving
+  kj::Maybe<kj::Own<kj::TaskSet>> serving;       // destroyed when the session ends: cancels serving
+  kj::Promise<void> lastServed = kj::READY_NOW;  // the request served last has been answered
+  kj::HashSet<uint64_t> cancelledWaiting;        // cancelled before their turn to be served
 
   void pump();
   void dispatch(SessionEvent& event);
   void startServing(uint64_t id, codec::InboundFrame frame);
   void settle(uint64_t id, Reply reply);
   kj::Promise<void> readLoop();
+  bool onRead(codec::ReadResult result);
   kj::Promise<void> deadlineLoop();
   kj::Promise<void> writeLoop();
   kj::Promise<void> finish();
