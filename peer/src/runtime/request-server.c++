@@ -49,6 +49,7 @@ kj::Array<FrameBuilder> RequestServer::getLibrary(uint64_t id, wire::GetLibrary:
     return error(id, wire::ErrorCode::UNAVAILABLE, "the library is still being indexed");
   }
   auto answer = library.answer(request.getSinceEpoch(), request.getSinceRev());
+  ++(answer.kind == library::LibraryAnswer::Kind::delta ? deltaCount : snapshotCount);
   return asFrames(library::libraryPages(id, answer, peer.maxFrameBytes));
 }
 

@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 #include <kj/debug.h>
+#include <kj/mutex.h>
 #include <shoal/peer/runtime/runtime-handle.h>
+#include <string.h>
 
 #include "../library/temp-tree.h"
 
@@ -76,6 +78,47 @@ struct Events {
     }
     return n;
   }
+};
+
+// KJ's log lines of this thread and of every kj::Thread started while it is installed (a
+// RuntimeHandle's runtime thread), for tests of what is said and how often. Still printed.
+class LogCapture final : public kj::ExceptionCallback {
+ public:
+  void logMessage(kj::LogSeverity severity, const char* file, int line, int contextDepth,
+                  kj::String&& text) override {
+    lines.lockExclusive()->add(kj::str(text));
+    next.logMessage(severity, file, line, contextDepth, kj::mv(text));
+  }
+  kj::Function<void(kj::Function<void()>)> getThreadInitializer() override {
+    return [this](kj::Function<void()> func) {
+      Forward forward(*this);
+      func();
+    };
+  }
+  // Lines logged so far that contain `needle`.
+  size_t count(kj::StringPtr needle) const {
+    size_t n = 0;
+    for (auto& l : *lines.lockShared())
+      n += strstr(l.cStr(), needle.cStr()) != nullptr;
+    return n;
+  }
+
+ private:
+  class Forward final : public kj::ExceptionCallback {
+   public:
+    explicit Forward(LogCapture& capture) : capture(capture) {}
+    void logMessage(kj::LogSeverity severity, const char* file, int line, int contextDepth,
+                    kj::String&& text) override {
+      capture.logMessage(severity, file, line, contextDepth, kj::mv(text));
+    }
+    kj::Function<void(kj::Function<void()>)> getThreadInitializer() override {
+      return capture.getThreadInitializer();
+    }
+
+   private:
+    LogCapture& capture;
+  };
+  kj::MutexGuarded<kj::Vector<kj::String>> lines;
 };
 
 inline bool isStarted(control::Event::Reader e) {

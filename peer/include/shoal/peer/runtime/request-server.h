@@ -23,6 +23,9 @@ class RequestServer {
   // GetChunk answers that found a file changed since it was hashed: the owner should rescan.
   uint64_t staleFiles() const { return staleCount; }
   uint64_t bytesServed() const { return servedBytes; }
+  // GetLibrary answers by kind: a peer that keeps up gets deltas, not snapshots.
+  uint64_t snapshotsServed() const { return snapshotCount; }
+  uint64_t deltasServed() const { return deltaCount; }
 
  private:
   kj::Array<codec::FrameBuilder> getLibrary(uint64_t id, wire::GetLibrary::Reader request,
@@ -38,6 +41,8 @@ class RequestServer {
   int rootFd;
   uint64_t staleCount = 0;
   uint64_t servedBytes = 0;
+  uint64_t snapshotCount = 0;
+  uint64_t deltaCount = 0;
 };
 
 }  // namespace shoal::peer

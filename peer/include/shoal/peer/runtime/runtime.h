@@ -55,6 +55,7 @@ class Runtime final : private SessionHandler, private Supervisor::Observer {
   const PeerId& id() const { return identity->id(); }
   kj::Maybe<kj::StringPtr> boundAddress() const { return bound; }
   const library::Library& localLibrary() const { return library; }
+  const RequestServer& requestServer() const { return KJ_ASSERT_NONNULL(server); }
 
   // Rescans the library now (coalesced with a scan in progress); resolves to whether it changed.
   kj::Promise<bool> rescan();
