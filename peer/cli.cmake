@@ -18,3 +18,9 @@ set_tests_properties(cli-processes PROPERTIES LABELS unit TIMEOUT 300)
 add_test(NAME cli-flood COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test/cli/flood.sh
   $<TARGET_FILE:shoal>)
 set_tests_properties(cli-flood PROPERTIES LABELS unit TIMEOUT 300)
+
+# Hostile text (ESC, OSC, CR, C1, bidi overrides, invalid UTF-8, 300-byte names) through every
+# printer: serve (text, --verbose, --json), ls, peers, status, stop and the error paths.
+add_test(NAME cli-hostile-text COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test/cli/hostile-text.sh
+  $<TARGET_FILE:shoal>)
+set_tests_properties(cli-hostile-text PROPERTIES LABELS unit TIMEOUT 300)

@@ -4,7 +4,10 @@
 work="$(mktemp -d /tmp/shoal-cli-XXXXXX)"
 pids=()
 cleanup() {
-  for p in "${pids[@]:-}"; do kill -KILL "$p" 2>/dev/null || true; done
+  for p in "${pids[@]:-}"; do
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
   [ -n "${KEEP_WORK:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
