@@ -86,13 +86,25 @@ void answersUpToLastRequestId(Trial& t) {
   }
 }
 
+bool isCancel(const Event& e) {
+  KJ_IF_MAYBE (f, e.tryGet<FrameEvent>()) {
+    return f->frame.kind() == wire::Frame::CANCEL;
+  }
+  return false;
+}
+
 void shuttingDownAboveLast(Trial& t) {
   KJ_IF_MAYBE (c, t.establish()) {
     KJ_IF_MAYBE (g, stopAndGoodbye(t, *c)) {
       uint64_t id = kj::max(g->root().getGoodbye().getLastRequestId(), uint64_t(10)) + 1;
       c->send(getManifestFrame(id, "alpha"));
-      KJ_IF_MAYBE (e, c->next(t.stepTimeout()).wait(t.io().waitScope)) {
-        KJ_IF_MAYBE (f, e->tryGet<FrameEvent>()) {
+      auto e = c->next(t.stepTimeout()).wait(t.io().waitScope);
+      // The target may first withdraw its own outstanding requests ([BYE-12]).
+      while (e != nullptr && isCancel(KJ_ASSERT_NONNULL(e))) {
+        e = c->next(t.stepTimeout()).wait(t.io().waitScope);
+      }
+      KJ_IF_MAYBE (event, e) {
+        KJ_IF_MAYBE (f, event->tryGet<FrameEvent>()) {
           auto r = f->frame.root();
           t.check(r.isError() && r.getError().getId() == id &&
                       r.getError().getCode() == Code::SHUTTING_DOWN,

@@ -5,8 +5,8 @@
 #include <unistd.h>
 #include <algorithm>
 
-#include "runtime-fixture.h"
 #include <shoal/conformance/scripted-peer.h>
+#include "runtime-fixture.h"
 
 namespace shoal::peer {
 namespace {
@@ -33,6 +33,14 @@ struct Wire {
     return s;
   }
 };
+
+// Frames that must arrive together: one write, so one TLS record and one read on the other side.
+void sendTogether(ScriptedPeer& s, kj::ArrayPtr<codec::FrameBuilder> frames) {
+  kj::Vector<kj::byte> bytes;
+  for (auto& f : frames)
+    bytes.addAll(codec::encodeFrame(*f));
+  s.sendRaw(bytes);
+}
 
 wire::ErrorCode errorCode(const codec::InboundFrame& frame) {
   KJ_ASSERT(frame.kind() == Which::ERROR, codec::name(frame.kind()));
@@ -211,9 +219,11 @@ TEST(Wire, EveryPipelinedRequestGetsOneAnswerAndBusyNeverDisconnects) {
   auto digest = KJ_ASSERT_NONNULL(codec::Digest::from(manifest.root().getManifest().getDigest()));
   // Far more than the announced limit, all at once.
   constexpr uint64_t kCount = 60;
+  kj::Vector<codec::FrameBuilder> burst;
   for (uint64_t id = 2; id < 2 + kCount; ++id) {
-    s->send(test::getChunkFrame(id, "item-0", digest, 1, 0, 4096));  // data/big.bin
+    burst.add(test::getChunkFrame(id, "item-0", digest, 1, 0, 4096));  // data/big.bin
   }
+  sendTogether(*s, burst);
   kj::HashMap<uint64_t, uint32_t> answers;
   uint32_t busy = 0;
   for (uint64_t i = 0; i < kCount; ++i) {
@@ -245,9 +255,11 @@ TEST(Wire, CancelYieldsExactlyOneTerminalAnswer) {
   Peer a("alpha", 20);
   Wire w;
   auto s = w.established(a);
-  s->send(test::getLibraryFrame(1));
-  s->send(codec::cancelFrame(1));
-  s->send(test::getManifestFrame(2, "item-0"));  // a marker after the cancel
+  kj::Vector<codec::FrameBuilder> frames;
+  frames.add(test::getLibraryFrame(1));
+  frames.add(codec::cancelFrame(1));
+  frames.add(test::getManifestFrame(2, "item-0"));  // a marker after the cancel
+  sendTogether(*s, frames);
   uint32_t cancelled = 0, pages = 0;
   for (;;) {
     auto f = answer(*s);
