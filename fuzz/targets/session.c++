@@ -483,7 +483,12 @@ class Conversation {
   size_t requestCount = 0;
 
   // The model: what the session has received, and what it owes.
-  codec::FrameDecoder shadow{codec::Limits()};  // the session's reader, replayed
+  // The session's reader, replayed: kMinFrameBytes until the handshake completes ([FR-9]).
+  codec::FrameDecoder shadow{[]() {
+    codec::Limits limits;
+    limits.maxFrameBytes = codec::kMinFrameBytes;
+    return limits;
+  }()};
   bool shadowFailed = false;
   bool established = false;
   kj::Maybe<Expected> expected;  // set once the session must end
@@ -763,6 +768,7 @@ class Conversation {
           expect(Ending::reject, ErrorCode::BUSY, "the owner refuses");
         } else {
           established = true;
+          shadow.setMaxFrameBytes(config.limits.maxFrameBytes);
           lastReceived = now;
           maxFrameBytes = hello.getLimits().getMaxFrameBytes();
           maxChunkBytes = hello.getLimits().getMaxChunkBytes();

@@ -199,17 +199,40 @@ void Runtime::onEstablished(Session& session) {
   syncLibrary(c);
 }
 
+// One request at a time per connection, each only once the answers queued to that peer are below
+// its backlog mark: a peer that stops reading holds at most one of our answers beyond the mark,
+// whatever its maxInFlight. A request cancelled while it waited is not served at all.
 kj::Promise<kj::Array<codec::FrameBuilder>> Runtime::serve(Session& session, uint64_t id,
                                                            codec::InboundFrame request) {
-  auto& remote = KJ_ASSERT_NONNULL(session.remote());
-  auto& requestServer = KJ_ASSERT_NONNULL(server);
-  auto answer = requestServer.serve(id, request.root(), remote);
-  if (requestServer.staleFiles() != staleSeen) {
-    // A file changed under us: refresh the index so the next manifest is right.
-    staleSeen = requestServer.staleFiles();
-    KJ_ASSERT_NONNULL(tasks)->add(rescan().ignoreResult());
+  auto& c = KJ_ASSERT_NONNULL(connectionOf(session));
+  auto done = kj::newPromiseAndFulfiller<void>();
+  auto turn = kj::mv(c.lastServed);
+  c.lastServed = kj::mv(done.promise);
+  return turn.then([&session]() { return session.whenWritable(); })
+      .then([this, &session, &c, id, request = kj::mv(request)]() {
+        if (c.cancelled.contains(id)) {
+          c.cancelled.eraseMatch(id);
+          // Error{cancelled} went out with the Cancel; this is dropped as the late answer.
+          return kj::arr(codec::errorFrame(id, wire::ErrorCode::CANCELLED, "cancelled"));
+        }
+        auto& requestServer = KJ_ASSERT_NONNULL(server);
+        auto answer = requestServer.serve(id, request.root(), KJ_ASSERT_NONNULL(session.remote()));
+        if (requestServer.staleFiles() != staleSeen) {
+          // A file changed under us: refresh the index so the next manifest is right.
+          staleSeen = requestServer.staleFiles();
+          KJ_ASSERT_NONNULL(tasks)->add(rescan().ignoreResult());
+        }
+        return answer;
+      })
+      .attach(kj::defer([fulfiller = kj::mv(done.fulfiller)]() mutable {
+        fulfiller->fulfill();  // the next request's turn, however this one ended
+      }));
+}
+
+void Runtime::onRequestCancelled(Session& session, uint64_t id) {
+  KJ_IF_MAYBE (c, connectionOf(session)) {
+    c->cancelled.insert(id);
   }
-  return kj::mv(answer);
 }
 
 void Runtime::onLibraryChanged(Session& session, const codec::Summary& summary) {

@@ -42,6 +42,9 @@ struct Runtime::Connection {
   ConnectionEnd end;
   kj::Maybe<kj::Own<kj::PromiseFulfiller<ConnectionEnd>>> ended;  // a dialler waits on it
 
+  kj::Promise<void> lastServed = kj::READY_NOW;  // the request served last has its answer
+  kj::HashSet<uint64_t> cancelled;  // cancelled by the peer before their turn to be served
+
   library::LibraryView view;
   bool syncing = false;
   bool syncAgain = false;

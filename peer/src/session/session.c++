@@ -171,7 +171,6 @@ void Session::dispatch(SessionEvent& event) {
       startServing(request.id, kj::mv(request.frame));
     }
     KJ_CASE_ONEOF(cancelled, event::RequestCancelled) {
-      cancelledWaiting.insert(cancelled.id);
       handler.onRequestCancelled(*this, cancelled.id);
     }
     KJ_CASE_ONEOF(response, event::Response) {
@@ -210,45 +209,29 @@ void Session::settle(uint64_t id, Reply reply) {
   }
 }
 
-// Requests are served one at a time, each once the writer is below its backlog mark: however
-// many are in flight, a peer that stops reading holds at most one answer beyond the mark. A
-// request cancelled while it waited is not served at all (its Error{cancelled} is already sent).
 void Session::startServing(uint64_t id, codec::InboundFrame frame) {
   auto& tasks = *KJ_ASSERT_NONNULL(serving);
-  auto done = kj::newPromiseAndFulfiller<void>();
-  auto turn = kj::mv(lastServed);
-  lastServed = kj::mv(done.promise);
-  tasks.add(
-      turn.then([this]() { return writer.whenQueuedBelow(config.maxWriteBacklogBytes); })
-          .then([this, id, frame = kj::mv(frame)]() mutable -> kj::Promise<void> {
-            if (cancelledWaiting.contains(id)) {
-              cancelledWaiting.erase(id);
-              return kj::READY_NOW;
-            }
-            auto answering = kj::evalNow([&]() { return handler.serve(*this, id, kj::mv(frame)); });
-            return answering.then(
-                [this, id](kj::Array<codec::FrameBuilder> pages) {
-                  KJ_ASSERT(pages.size() > 0, "a request was served with no answer");
-                  for (auto i : kj::indices(pages)) {
-                    if (!core.answer(id, kj::mv(pages[i]), i + 1 == pages.size())) break;
-                  }
-                  pump();
-                },
-                [this, id](kj::Exception&& exception) {
-                  // The serving side failed (I/O error, bug): the request still gets its one
-                  // answer.
-                  KJ_LOG(WARNING, "serving a request failed", id, exception);
-                  core.answerError(id, wire::ErrorCode::INTERNAL, "internal error while serving");
-                  pump();
-                });
-          })
-          .attach(kj::defer([fulfiller = kj::mv(done.fulfiller)]() mutable {
-            fulfiller->fulfill();  // the next request's turn, however this one ended
-          })));
+  auto answering = kj::evalNow([&]() { return handler.serve(*this, id, kj::mv(frame)); });
+  tasks.add(answering.then(
+      [this, id](kj::Array<codec::FrameBuilder> pages) {
+        KJ_ASSERT(pages.size() > 0, "a request was served with no answer");
+        for (auto i : kj::indices(pages)) {
+          if (!core.answer(id, kj::mv(pages[i]), i + 1 == pages.size())) break;
+        }
+        pump();
+      },
+      [this, id](kj::Exception&& exception) {
+        // The serving side failed (I/O error, bug): the request still gets its one answer.
+        KJ_LOG(WARNING, "serving a request failed", id, exception);
+        core.answerError(id, wire::ErrorCode::INTERNAL, "internal error while serving");
+        pump();
+      }));
 }
 
 kj::Promise<void> Session::readLoop() {
-  return writer.whenQueuedBelow(config.maxWriteBacklogBytes)
+  // The backlog is checked once the answers already produced have been queued (they are, in the
+  // turns the last batch of frames scheduled), so a peer that does not read stalls itself.
+  return kj::evalLater([this]() { return writer.whenQueuedBelow(config.maxWriteBacklogBytes); })
       .then([this]() { return reader.read(); })
       .then(
           [this](codec::ReadResult result) -> kj::Promise<void> {

@@ -171,6 +171,7 @@ class Runtime final : private SessionHandler, private Supervisor::Observer {
   void onEstablished(Session& session) override;
   kj::Promise<kj::Array<codec::FrameBuilder>> serve(Session& session, uint64_t id,
                                                     codec::InboundFrame request) override;
+  void onRequestCancelled(Session& session, uint64_t id) override;
   void onLibraryChanged(Session& session, const codec::Summary& summary) override;
   void onGoodbye(Session& session, const event::GoodbyeReceived& goodbye) override;
   void onWriterDone(Session& session) override;

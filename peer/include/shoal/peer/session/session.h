@@ -93,6 +93,10 @@ class Session {
   uint64_t bytesRead() const { return reader.bytesRead(); }
   uint64_t bytesWritten() const { return writer.bytesWritten(); }
   size_t queuedBytes() const { return writer.queuedBytes(); }
+  // Resolves once what waits to be written to the peer is below maxWriteBacklogBytes: a handler
+  // that produces answers only then holds at most one beyond the mark for a peer that stops
+  // reading (requests that arrive together are all in progress at once, up to maxInFlight).
+  kj::Promise<void> whenWritable() { return writer.whenQueuedBelow(config.maxWriteBacklogBytes); }
 
  private:
   class ReplyAdapter;
