@@ -50,8 +50,8 @@ scenario() {  # scenario text|json
   "$shoal" serve --plaintext --library "$blib" --listen 127.0.0.1:0 --name "b${rlo}live" \
       --peer "127.0.0.1:$tport" --json > "$out/b-$mode.json" 2> "$out/b-$mode.err" &
   pids+=($!)
-  until_true 20 grep -q '"libraryChanged":{"peerId":"[A-Z]' "$out/b-$mode.json" \
-      || fail "$mode: b never synced the target"
+  until_true 20 grep -q '"libraryChanged":{"peerId":"[A-Z2-7]' "$out/b-$mode.json" \
+      || fail "$mode: b never synced the target: $(cat "$out/b-$mode.json" "$out/b-$mode.err"; tail -5 "$out/serve-$mode.$ext")"
   until_true 20 bash -c "'$shoal' ls --library '$lib' | grep -q gpj" || fail "$mode: target never listed b"
 
   # The hostile session: established (its name in `shoal peers`), then a hostile Goodbye.
