@@ -3,6 +3,7 @@ add_library(shoal-runtime STATIC
   src/runtime/admission.c++
   src/runtime/config.c++
   src/runtime/connections.c++
+  src/runtime/discovery-service.c++
   src/runtime/duplicates.c++
   src/runtime/event-bus.c++
   src/runtime/peer-table.c++
@@ -14,7 +15,8 @@ add_library(shoal-runtime STATIC
   src/runtime/supervisor.c++
 )
 target_include_directories(shoal-runtime PUBLIC include)
-target_link_libraries(shoal-runtime PUBLIC shoal-session shoal-library shoal-transport shoal-control-schema
+target_link_libraries(shoal-runtime PUBLIC shoal-session shoal-library shoal-transport shoal-discovery
+  shoal-control-schema
   CapnProto::kj-async)
 
 shoal_test(runtime-test unit

@@ -20,6 +20,13 @@ enum Direction {
   outbound @1;            # we dialled the peer
 }
 
+enum FoundBy {
+  incoming @0;            # it dialled us, and no discovery of ours has heard of it
+  static @1;              # a --peer address
+  beacon @2;              # the LAN beacon (docs/protocol.md §12)
+  mdns @3;                # DNS-SD over mDNS (_shoal._tcp)
+}
+
 enum PeerState {
   established @0;
   leaving @1;             # the peer said Goodbye; answers in flight are still read
@@ -37,6 +44,8 @@ struct PeerInfo {
   authenticated @8 :Bool; # false only in plaintext mode
   bytesIn @9 :UInt64;
   bytesOut @10 :UInt64;
+  foundBy @11 :FoundBy;   # how we came to know it: what we dialled it for, or what announced it
+  foundMs @12 :UInt64;    # since when: milliseconds since the runtime started (as Event.timeMs)
 }
 
 struct RemoteItem {

@@ -29,6 +29,20 @@ kj::Array<kj::String> row(Cells&&... cells) {
   return builder.finish();
 }
 
+// "beacon, 12 s ago", "static, 3 h ago".
+kj::String foundBy(control::FoundBy by, uint64_t agoMs) {
+  kj::StringPtr how = by == control::FoundBy::STATIC   ? "static"
+                      : by == control::FoundBy::BEACON ? "beacon"
+                      : by == control::FoundBy::MDNS   ? "mdns"
+                                                       : "dialled us";
+  uint64_t s = agoMs / 1000;
+  auto ago = s < 120      ? kj::str(s, " s")
+             : s < 7200   ? kj::str(s / 60, " min")
+             : s < 172800 ? kj::str(s / 3600, " h")
+                          : kj::str(s / 86400, " d");
+  return kj::str(how, ", ", ago, " ago");
+}
+
 // One command against a running peer: options, connection, error reporting.
 class ClientCommand {
  public:
@@ -165,16 +179,20 @@ kj::MainFunc peersMain(Terminal& terminal) {
           cmd.terminal.json(capnp::JsonCodec().encode(response));
           return;
         }
+        // "since" is on the runtime's clock: its uptime says how long ago that was.
+        auto uptimeMs = control.statusRequest().send().wait(ws).getStatus().getUptimeMs();
         kj::Vector<kj::Array<kj::String>> rows;
         rows.add(row(kj::str("PEER"), kj::str("NAME"), kj::str("ADDRESS"), kj::str("DIAL"),
-                     kj::str("STATE"), kj::str("REV"), kj::str("ITEMS"), kj::str("TLS")));
+                     kj::str("STATE"), kj::str("REV"), kj::str("ITEMS"), kj::str("TLS"),
+                     kj::str("FOUND BY")));
         for (auto p : response.getPeers()) {
           rows.add(
               row(shortId(p.getPeerId()), kj::str(p.getName()), kj::str(p.getAddress()),
                   kj::str(p.getDirection() == control::Direction::OUTBOUND ? "out" : "in"),
                   kj::str(p.getState() == control::PeerState::LEAVING ? "leaving" : "established"),
                   kj::str(p.getLibrary().getRev()), kj::str(p.getItems()),
-                  kj::str(p.getAuthenticated() ? "yes" : "NO")));
+                  kj::str(p.getAuthenticated() ? "yes" : "NO"),
+                  foundBy(p.getFoundBy(), uptimeMs - kj::min(uptimeMs, p.getFoundMs()))));
         }
         cmd.terminal.table(rows);
         if (response.getPeers().size() == 0) cmd.terminal.line("(no peers connected)");

@@ -2,6 +2,8 @@
 // or, with --json, as one JSON object per line.
 #include <kj/async-unix.h>
 #include <kj/debug.h>
+#include <kj/io.h>
+#include <net/if.h>
 #include <shoal/peer/control/control-server.h>
 #include <shoal/peer/runtime/runtime-handle.h>
 #include <signal.h>
@@ -47,6 +49,17 @@ class ServeCommand {
                           "address to accept peers on (default 0.0.0.0:4747)")
         .addOptionWithArg({"peer"}, KJ_BIND_METHOD(*this, addPeer), "<host:port>",
                           "a static peer to keep connected to (repeatable)")
+        .addOption({"discover"}, KJ_BIND_METHOD(*this, setDiscover),
+                   "find peers on the LAN: multicast beacon, and mDNS where Avahi runs, on every "
+                   "multicast-capable interface (off by default)")
+        .addOptionWithArg({"discover-iface"}, KJ_BIND_METHOD(*this, addDiscoverIface), "<name>",
+                          "find peers on this interface only (repeatable; implies --discover)")
+        .addOptionWithArg({"discover-interval"}, KJ_BIND_METHOD(*this, setDiscoverInterval), "<ms>",
+                          "announce interval, jitter a fifth of it (default 5000)")
+        .addOption({"no-mdns"}, KJ_BIND_METHOD(*this, setNoMdns),
+                   "discovery by the beacon only: neither publish nor browse through Avahi")
+        .addOption({"no-beacon"}, KJ_BIND_METHOD(*this, setNoBeacon),
+                   "discovery by mDNS only: no multicast beacon")
         .addOptionWithArg({"trust"}, KJ_BIND_METHOD(*this, setTrust), "open|pinned",
                           "open: any peer; pinned: only --allow ids (default open)")
         .addOptionWithArg({"allow"}, KJ_BIND_METHOD(*this, addAllow), "<peer-id>",
@@ -97,6 +110,8 @@ class ServeCommand {
   RuntimeConfig config;
   bool haveLibrary = false;
   bool json = false;
+  bool discover = false;
+  discovery::DiscoveryOptions discoveryOptions;
 
   Validity setLibrary(kj::StringPtr dir) {
     config.libraryDir = kj::str(dir);
@@ -119,6 +134,34 @@ class ServeCommand {
       return kj::mv(*problem);
     }
     config.peers.add(kj::str(address));
+    return true;
+  }
+  Validity setDiscover() {
+    discover = true;
+    discoveryOptions.interfaces.all = true;
+    return true;
+  }
+  Validity addDiscoverIface(kj::StringPtr name) {
+    if (name.size() == 0 || name.size() >= IF_NAMESIZE) return "not an interface name";
+    discover = true;
+    for (auto& known : discoveryOptions.interfaces.names) {
+      if (known == name) return true;
+    }
+    discoveryOptions.interfaces.names.add(kj::str(name));
+    return true;
+  }
+  Validity setDiscoverInterval(kj::StringPtr t) {
+    uint64_t n = 5000;
+    auto v = count(t, 100, 3600000, n);
+    discoveryOptions.setInterval(n * kj::MILLISECONDS);
+    return v;
+  }
+  Validity setNoMdns() {
+    discoveryOptions.useMdns = false;
+    return true;
+  }
+  Validity setNoBeacon() {
+    discoveryOptions.useBeacon = false;
     return true;
   }
   Validity setTrust(kj::StringPtr mode) {
@@ -247,6 +290,14 @@ class ServeCommand {
     if (!haveLibrary) return "--library is required";
     if (config.session.deadTimeout <= config.session.idleTimeout) {
       return "--dead-timeout must be above --idle-timeout";
+    }
+    if (discover) {
+      // --discover-iface names the interfaces; --discover alone means all of them.
+      if (discoveryOptions.interfaces.names.size() > 0) discoveryOptions.interfaces.all = false;
+      if (!discoveryOptions.useBeacon && !discoveryOptions.useMdns) {
+        return "--no-beacon and --no-mdns leave discovery nothing to do";
+      }
+      config.discovery = kj::mv(discoveryOptions);
     }
     if (config.stateDir.size() == 0) config.stateDir = kj::str(config.libraryDir, "/.shoal");
     // Blocked here, before any thread exists, so that every thread inherits the mask and only

@@ -1,11 +1,13 @@
 #include <shoal/peer/discovery/beacon-socket.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <kj/debug.h>
 #include <kj/io.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <shoal/peer/discovery/announce.h>
+#include <string.h>
 #include <sys/socket.h>
 
 namespace shoal::peer::discovery {
@@ -51,7 +53,7 @@ kj::String hostOf(kj::StringPtr address) {
 }  // namespace
 
 BeaconSocket::BeaconSocket(kj::AsyncIoContext& io, Family family, uint16_t port)
-    : io(io), which(family) {
+    : which(family), group{} {
   auto fd = openSocket(family);
   setInt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
   if (family == Family::ipv4) {
@@ -61,11 +63,11 @@ BeaconSocket::BeaconSocket(kj::AsyncIoContext& io, Family family, uint16_t port)
     any.sin_family = AF_INET;
     any.sin_port = htons(port);
     KJ_SYSCALL(bind(fd, reinterpret_cast<struct sockaddr*>(&any), sizeof(any)), port);
-    struct sockaddr_in to = {};
+    auto& to = reinterpret_cast<struct sockaddr_in&>(group);
     to.sin_family = AF_INET;
     to.sin_port = htons(port);
     to.sin_addr = group4();
-    group = io.provider->getNetwork().getSockaddr(&to, sizeof(to));
+    groupLength = sizeof(to);
   } else {
     setInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
     setInt(fd, IPPROTO_IPV6, IPV6_MULTICAST_ALL, 0);
@@ -74,11 +76,11 @@ BeaconSocket::BeaconSocket(kj::AsyncIoContext& io, Family family, uint16_t port)
     any.sin6_family = AF_INET6;
     any.sin6_port = htons(port);
     KJ_SYSCALL(bind(fd, reinterpret_cast<struct sockaddr*>(&any), sizeof(any)), port);
-    struct sockaddr_in6 to = {};
+    auto& to = reinterpret_cast<struct sockaddr_in6&>(group);
     to.sin6_family = AF_INET6;
     to.sin6_port = htons(port);
     to.sin6_addr = group6();
-    group = io.provider->getNetwork().getSockaddr(&to, sizeof(to));
+    groupLength = sizeof(to);
   }
   receiving = io.lowLevelProvider->wrapDatagramSocketFd(
       kj::mv(fd),
@@ -111,7 +113,7 @@ void BeaconSocket::membership(uint32_t index, bool join) {
   }
 }
 
-kj::Own<kj::DatagramPort> BeaconSocket::openSender(const NetworkInterface& interface) {
+kj::AutoCloseFd BeaconSocket::openSender(const NetworkInterface& interface) {
   auto fd = openSocket(which);
   if (which == Family::ipv4) {
     struct ip_mreqn out = {};
@@ -124,9 +126,7 @@ kj::Own<kj::DatagramPort> BeaconSocket::openSender(const NetworkInterface& inter
     setInt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, 1);
     setInt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, 1);
   }
-  return io.lowLevelProvider->wrapDatagramSocketFd(
-      kj::mv(fd),
-      kj::LowLevelAsyncIoProvider::ALREADY_CLOEXEC | kj::LowLevelAsyncIoProvider::ALREADY_NONBLOCK);
+  return fd;
 }
 
 size_t BeaconSocket::setInterfaces(kj::ArrayPtr<const NetworkInterface> interfaces) {
@@ -151,9 +151,9 @@ size_t BeaconSocket::setInterfaces(kj::ArrayPtr<const NetworkInterface> interfac
     auto& i = *entry.value;
     // A failure here (the interface went away since it was listed) skips it until the next check.
     KJ_IF_MAYBE (exception, kj::runCatchingExceptions([&]() {
-                   auto port = openSender(i);
+                   auto fd = openSender(i);
                    membership(i.index, true);
-                   senders.insert(i.index, kj::refcounted<Sender>(kj::str(i.name), kj::mv(port)));
+                   senders.insert(i.index, kj::heap<Sender>(Sender{kj::str(i.name), kj::mv(fd)}));
                  })) {
       KJ_LOG(WARNING, "discovery: cannot use interface", i.name, groupText(),
              exception->getDescription());
@@ -162,30 +162,25 @@ size_t BeaconSocket::setInterfaces(kj::ArrayPtr<const NetworkInterface> interfac
   return senders.size();
 }
 
-kj::Promise<void> BeaconSocket::send(kj::ArrayPtr<const kj::byte> datagram) {
-  kj::Vector<kj::Promise<void>> sends;
+size_t BeaconSocket::send(kj::ArrayPtr<const kj::byte> datagram) {
+  size_t sent = 0;
   for (auto& entry : senders) {
     auto& sender = *entry.value;
-    auto group = groupText();
-    sends.add(sender.port->send(datagram.begin(), datagram.size(), *this->group)
-                  .then(
-                      [&sender, group](size_t) {
-                        if (sender.failing) {
-                          sender.failing = false;
-                          KJ_LOG(INFO, "discovery: sending works again", sender.name, group);
-                        }
-                      },
-                      [&sender, group](kj::Exception&& exception) {
-                        // A link without carrier or an interface going away: retried next time.
-                        if (!sender.failing) {
-                          sender.failing = true;
-                          KJ_LOG(WARNING, "discovery: cannot send", sender.name, group,
-                                 exception.getDescription());
-                        }
-                      })
-                  .attach(kj::addRef(sender)));
+    ssize_t n = sendto(sender.fd, datagram.begin(), datagram.size(), 0,
+                       reinterpret_cast<const struct sockaddr*>(&group), groupLength);
+    if (n == ssize_t(datagram.size())) {
+      ++sent;
+      if (sender.failing) {
+        sender.failing = false;
+        KJ_LOG(INFO, "discovery: sending works again", sender.name, groupText());
+      }
+    } else if (!sender.failing) {
+      // No carrier, no route, a full buffer, an interface going away: retried next time.
+      sender.failing = true;
+      KJ_LOG(WARNING, "discovery: cannot send", sender.name, groupText(), strerror(errno));
+    }
   }
-  return kj::joinPromises(sends.releaseAsArray());
+  return sent;
 }
 
 kj::Promise<BeaconSocket::Datagram> BeaconSocket::receive() {

@@ -9,6 +9,7 @@ void DiscoveryOptions::setInterval(kj::Duration interval) {
   beacon.interval = interval;
   beacon.jitter = interval / 5;
   beacon.minGap = interval / 10;
+  beacon.perSource.per = interval / 5;
   candidates.expireAfter = 3 * (interval + beacon.jitter);
   candidates.yieldDelay = interval / 5;
   candidates.redialMin = interval / 5;
@@ -21,8 +22,9 @@ DiscoveryOptions DiscoveryOptions::clone() const {
     copy.interfaces.names.add(kj::str(name));
   copy.beacon = beacon;
   copy.candidates = candidates;
+  copy.useBeacon = useBeacon;
   copy.ipv6 = ipv6;
-  copy.mdns = mdns;
+  copy.useMdns = useMdns;
   copy.groupPort = groupPort;
   return copy;
 }
@@ -49,8 +51,10 @@ void Discovery::DialErrors::taskFailed(kj::Exception&& exception) {
 kj::Promise<void> Discovery::run() {
   // Sockets are opened afresh on every (re)start; a failure here fails the service.
   sockets.clear();
-  sockets.add(kj::heap<BeaconSocket>(io, BeaconSocket::Family::ipv4, options.groupPort));
-  if (options.ipv6) {
+  if (options.useBeacon) {
+    sockets.add(kj::heap<BeaconSocket>(io, BeaconSocket::Family::ipv4, options.groupPort));
+  }
+  if (options.useBeacon && options.ipv6) {
     // IPv6 is optional ([DSC-2]): a host without it announces over IPv4 only.
     KJ_IF_MAYBE (exception, kj::runCatchingExceptions([&]() {
                    sockets.add(
@@ -62,7 +66,7 @@ kj::Promise<void> Discovery::run() {
       }
     }
   }
-  if (options.mdns && mdns == nullptr) {
+  if (options.useMdns && mdns == nullptr) {
     MdnsAgent::Listener& listener = *this;
     mdns = kj::heap<MdnsAgent>(io, listener);
   }
@@ -131,19 +135,16 @@ void Discovery::logDrop(const Dropped& drop) {
 
 kj::Promise<void> Discovery::clock() {
   auto now = timer.now();
-  kj::Promise<void> sent = kj::READY_NOW;
-  if (beacon.takeSend(now)) sent = announce();
+  if (beacon.takeSend(now)) announce();
   candidates.tick(now);
   drain();
-  return sent.then([this]() {
-    auto next = KJ_ASSERT_NONNULL(beacon.nextSend());
-    KJ_IF_MAYBE (deadline, candidates.nextDeadline()) {
-      next = kj::min(next, *deadline);
-    }
-    auto paf = kj::newPromiseAndFulfiller<void>();
-    wakeUp = kj::mv(paf.fulfiller);
-    return timer.atTime(next).exclusiveJoin(kj::mv(paf.promise)).then([this]() { return clock(); });
-  });
+  auto next = KJ_ASSERT_NONNULL(beacon.nextSend());
+  KJ_IF_MAYBE (deadline, candidates.nextDeadline()) {
+    next = kj::min(next, *deadline);
+  }
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  wakeUp = kj::mv(paf.fulfiller);
+  return timer.atTime(next).exclusiveJoin(kj::mv(paf.promise)).then([this]() { return clock(); });
 }
 
 void Discovery::wake() {
@@ -153,7 +154,7 @@ void Discovery::wake() {
   }
 }
 
-kj::Promise<void> Discovery::announce() {
+void Discovery::announce() {
   // Interfaces come and go (a cable, a VPN, Wi-Fi): checked with every announce.
   refreshInterfaces();
   auto local = host.localAnnounce();
@@ -161,10 +162,9 @@ kj::Promise<void> Discovery::announce() {
     if (!(*agent)->hasEnded()) (*agent)->publish(local, interfaces);
   }
   auto datagram = encodeAnnounce(local);
-  kj::Vector<kj::Promise<void>> sends;
-  for (auto& socket : sockets)
-    sends.add(socket->send(datagram));
-  return kj::joinPromises(sends.releaseAsArray()).attach(kj::mv(datagram));
+  for (auto& socket : sockets) {
+    if (host.accepts(socket->family())) socket->send(datagram);
+  }
 }
 
 void Discovery::refreshInterfaces() {
@@ -179,7 +179,8 @@ void Discovery::refreshInterfaces() {
     problems.add(kj::mv(problem));
   }
   reportedProblems = kj::mv(problems);
-  size_t inUse = 0;
+  // With the beacon off (mDNS only), Avahi takes the interfaces as they are.
+  size_t inUse = sockets.size() == 0 ? chosen.chosen.size() : 0;
   for (auto& socket : sockets)
     inUse += socket->setInterfaces(chosen.chosen);
   if (inUse == 0 && !noInterfaceReported) {

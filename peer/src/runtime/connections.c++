@@ -20,6 +20,7 @@ Runtime::Connection::Connection(Runtime& runtime, uint64_t generation, Role role
       role(role),
       address(kj::mv(address)),
       startedAt(startedAt),
+      foundAt(startedAt),
       tasks(kj::heap<kj::TaskSet>(runtime.taskErrors)) {}
 
 Runtime::Connection::~Connection() noexcept(false) {
@@ -196,6 +197,7 @@ void Runtime::onEstablished(Session& session) {
       emit([&](control::Event::Builder e) { fillPeerInfo(e.initPeerFound(), c); });
       break;
   }
+  discoveryPeerUp(remote.id, remote.instanceId);
   syncLibrary(c);
 }
 
@@ -262,6 +264,7 @@ void Runtime::onGoodbye(Session& session, const event::GoodbyeReceived& goodbye)
         lost.setPeerId(text);
         lost.setReason("goodbye");
       });
+      discoveryPeerDown(*id);
     }
   }
 }
@@ -285,6 +288,7 @@ void Runtime::onWriterDone(Session& session) {
         lost.setPeerId(formatPeerId(*id));
         lost.setReason(reason);
       });
+      discoveryPeerDown(*id);
     }
   }
 }
@@ -414,6 +418,7 @@ void Runtime::fillPeerInfo(control::PeerInfo::Builder info, const Connection& c)
   info.setAuthenticated(session.authenticatedPeer() != nullptr);
   info.setBytesIn(session.bytesRead());
   info.setBytesOut(session.bytesWritten());
+  fillFoundBy(info, c);
 }
 
 void Runtime::fillPeers(kj::Function<capnp::List<control::PeerInfo>::Builder(kj::uint)> init) {

@@ -41,6 +41,9 @@ struct Runtime::Connection {
   kj::Canceler handshake;
   ConnectionEnd end;
   kj::Maybe<kj::Own<kj::PromiseFulfiller<ConnectionEnd>>> ended;  // a dialler waits on it
+  // Why we dialled (outbound only): what `shoal peers` reports as how the peer was found.
+  control::FoundBy foundBy = control::FoundBy::INCOMING;
+  kj::TimePoint foundAt;
 
   kj::Promise<void> lastServed = kj::READY_NOW;  // the request served last has its answer
   kj::HashSet<uint64_t> cancelled;  // cancelled by the peer before their turn to be served
@@ -65,5 +68,6 @@ struct Runtime::StaticPeer {
 };
 
 void fillSummary(control::Summary::Builder out, const codec::Summary& summary);
+void fillFound(control::PeerInfo::Builder info, control::FoundBy by, kj::Duration since);
 
 }  // namespace shoal::peer

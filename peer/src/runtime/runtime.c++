@@ -87,6 +87,12 @@ Runtime::Runtime(RuntimeConfig configParam, kj::AsyncIoContext& io, EventBus& bu
   }
   if (!config.plaintext) tls = kj::heap<TlsContext>(*identity);
   server.emplace(library, rootFd.get());
+  KJ_IF_MAYBE (options, config.discovery) {
+    discovery::Discovery::Host& host = *this;
+    discovery = kj::heap<discovery::Discovery>(options->clone(), host, io, identity->id(),
+                                               config.session.versionMin, config.session.versionMax,
+                                               codec::randomNonZero());
+  }
   auto paf = kj::newPromiseAndFulfiller<void>();
   stopRequested = kj::mv(paf.fulfiller);
   stopSignal = kj::mv(paf.promise);
@@ -134,8 +140,12 @@ kj::Promise<void> Runtime::start() {
                            [this, &listening]() { return acceptLoop(listening); });
           supervisor.start("admission", policy::Restart{config.restartBackoff},
                            [this]() { return admissionTimer(); });
-          supervisor.start("discovery", policy::Restart{config.restartBackoff},
+          supervisor.start("static-peers", policy::Restart{config.restartBackoff},
                            [this]() { return dialAll(); });
+          if (discovery != nullptr) {  // bound: announces carry the port
+            supervisor.start("discovery", policy::Restart{config.restartBackoff},
+                             [this]() { return discover(); });
+          }
           supervisor.start("liveness", policy::Restart{config.restartBackoff},
                            [this]() { return liveness(); });
           supervisor.start("library-watcher", policy::BestEffort{},
@@ -272,6 +282,9 @@ bool Runtime::applyScan(library::ScanResult result) {
     }
   }
   if (!library.update(kj::mv(result.items))) return false;
+  KJ_IF_MAYBE (d, discovery) {
+    (*d)->localChanged();
+  }
   auto summary = library.summary();
   for (auto& entry : live) {
     KJ_IF_MAYBE (session, entry.value->session) {

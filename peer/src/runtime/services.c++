@@ -1,6 +1,7 @@
 // Runtime services, each run by the Supervisor under its policy: the listener (Required) and its
 // admission timer (Restart), the static-peer dialler (Restart), liveness ticks (Restart) and the
-// library watcher (BestEffort).
+// library watcher (BestEffort). LAN discovery (Restart) is in discovery-service.c++; it dials
+// through dialAddress() here, like the static peers.
 #include <arpa/inet.h>
 #include <kj/debug.h>
 #include <netinet/in.h>
@@ -172,6 +173,13 @@ kj::Promise<void> Runtime::dialLoop(StaticPeer& peer) {
 }
 
 kj::Promise<Runtime::ConnectionEnd> Runtime::dialOnce(StaticPeer& peer) {
+  return dialAddress(peer.address, control::FoundBy::STATIC, startedAt);
+}
+
+// One outbound connection, resolving with how it ended: the path every dial takes.
+kj::Promise<Runtime::ConnectionEnd> Runtime::dialAddress(kj::StringPtr address,
+                                                         control::FoundBy foundBy,
+                                                         kj::TimePoint foundAt) {
   auto failed = [](kj::StringPtr code, kj::Exception&& e) {
     ConnectionEnd end;
     end.code = kj::str(code);
@@ -179,17 +187,28 @@ kj::Promise<Runtime::ConnectionEnd> Runtime::dialOnce(StaticPeer& peer) {
     return end;
   };
   return io.provider->getNetwork()
-      .parseAddress(peer.address)
+      .parseAddress(address)
       .then(
-          [this, &peer, failed](kj::Own<kj::NetworkAddress> address) {
-            auto connecting = address->connect().attach(kj::mv(address));
+          [this, target = kj::str(address), foundBy, foundAt,
+           failed](kj::Own<kj::NetworkAddress> resolved) mutable {
+            auto connecting = resolved->connect().attach(kj::mv(resolved));
             return timer.timeoutAfter(config.session.handshakeTimeout, kj::mv(connecting))
                 .then(
-                    [this, &peer](kj::Own<kj::AsyncIoStream> stream) {
+                    [this, target = kj::mv(target), foundBy,
+                     foundAt](kj::Own<kj::AsyncIoStream> stream) mutable
+                    -> kj::Promise<ConnectionEnd> {
+                      if (stopping) {
+                        ConnectionEnd end;
+                        end.code = kj::str("stopping");
+                        end.message = kj::str("this peer is shutting down");
+                        return kj::mv(end);
+                      }
                       auto paf = kj::newPromiseAndFulfiller<ConnectionEnd>();
-                      auto& c = startConnection(Role::initiator, kj::mv(stream),
-                                                kj::str(peer.address), nextGeneration++);
+                      auto& c = startConnection(Role::initiator, kj::mv(stream), kj::mv(target),
+                                                nextGeneration++);
                       c.ended = kj::mv(paf.fulfiller);
+                      c.foundBy = foundBy;
+                      c.foundAt = foundAt;
                       return kj::mv(paf.promise);
                     },
                     [failed](kj::Exception&& e) { return failed("unreachable", kj::mv(e)); });

@@ -10,8 +10,8 @@
 #include <kj/async-io.h>
 #include <kj/io.h>
 #include <kj/map.h>
-#include <kj/refcount.h>
 #include <shoal/peer/discovery/interfaces.h>
+#include <sys/socket.h>
 
 namespace shoal::peer::discovery {
 
@@ -37,8 +37,8 @@ class BeaconSocket {
   size_t setInterfaces(kj::ArrayPtr<const NetworkInterface> interfaces);
 
   // `datagram` to the group on every interface in use; a failing interface is logged when it
-  // starts and stops failing, never thrown.
-  kj::Promise<void> send(kj::ArrayPtr<const kj::byte> datagram);
+  // starts and stops failing, never thrown. Returns on how many interfaces it went out.
+  size_t send(kj::ArrayPtr<const kj::byte> datagram);
 
   kj::Promise<Datagram> receive();
 
@@ -46,22 +46,19 @@ class BeaconSocket {
   kj::StringPtr groupText() const;
 
  private:
-  // Refcounted: a send in flight keeps its sender alive if the interface goes meanwhile.
-  struct Sender : public kj::Refcounted {
-    Sender(kj::String name, kj::Own<kj::DatagramPort> port)
-        : name(kj::mv(name)), port(kj::mv(port)) {}
+  struct Sender {
     kj::String name;
-    kj::Own<kj::DatagramPort> port;
+    kj::AutoCloseFd fd;
     bool failing = false;
   };
 
   void membership(uint32_t index, bool join);
-  kj::Own<kj::DatagramPort> openSender(const NetworkInterface& interface);
+  kj::AutoCloseFd openSender(const NetworkInterface& interface);
   Datagram describe();
 
-  kj::AsyncIoContext& io;
   Family which;
-  kj::Own<kj::NetworkAddress> group;
+  struct sockaddr_storage group;
+  uint32_t groupLength;
   kj::Own<kj::DatagramPort> receiving;
   kj::Own<kj::DatagramReceiver> receiver;
   kj::HashMap<uint32_t, kj::Own<Sender>> senders;  // by interface index

@@ -25,6 +25,9 @@ class Discovery final : private MdnsAgent::Listener {
     virtual ~Host() noexcept(false) = default;
     // Our Announce as of now: id, instance, bound port, name, versions, library summary.
     virtual Announce localAnnounce() = 0;
+    // Whether we accept connections over this family: an Announce says "dial my source address
+    // at this port", so it goes out only over families the listener serves.
+    virtual bool accepts(BeaconSocket::Family family) = 0;
     // Dial `address` through the runtime's connection path; resolves when that connection is
     // over: `established` if TLS proved `claimedId` and the session was established, `failed`
     // otherwise (unreachable, refused, another id, ourselves).
@@ -60,7 +63,7 @@ class Discovery final : private MdnsAgent::Listener {
   kj::Promise<void> receiveLoop(BeaconSocket& socket);
   void onDatagram(BeaconSocket::Datagram datagram);
   kj::Promise<void> clock();
-  kj::Promise<void> announce();
+  void announce();
   void refreshInterfaces();
   void heard(Sighting sighting);
   void drain();

@@ -8,6 +8,7 @@
 #include <kj/time.h>
 #include <kj/vector.h>
 #include <shoal/peer/runtime/admission.h>
+#include <shoal/peer/discovery/options.h>
 #include <shoal/peer/session/session-core.h>
 
 namespace shoal::peer {
@@ -21,6 +22,8 @@ struct RuntimeConfig {
   kj::String stateDir;  // default: <libraryDir>/.shoal
   kj::String listen = kj::str("0.0.0.0:4747");
   kj::Vector<kj::String> peers;  // static peers to dial, host:port
+  // LAN discovery (beacon, mDNS); null: off, as docs/protocol.md [DSC-1] requires by default.
+  kj::Maybe<discovery::DiscoveryOptions> discovery;
   TrustMode trust = TrustMode::open;
   kj::Vector<PeerId> allow;  // pinned mode: the only ids accepted
   bool plaintext = false;    // tests and benchmarks only; both sides must agree

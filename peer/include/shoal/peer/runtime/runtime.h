@@ -7,6 +7,7 @@
 #include <kj/async-io.h>
 #include <kj/function.h>
 #include <kj/thread.h>
+#include <shoal/peer/discovery/discovery.h>
 #include <shoal/peer/library/index-cache.h>
 #include <shoal/peer/library/library-view.h>
 #include <shoal/peer/library/library.h>
@@ -27,7 +28,9 @@
 
 namespace shoal::peer {
 
-class Runtime final : private SessionHandler, private Supervisor::Observer {
+class Runtime final : private SessionHandler,
+                      private Supervisor::Observer,
+                      private discovery::Discovery::Host {
  public:
   // Loads (or creates) the identity and opens the library root: a bad key file, a missing
   // library folder or a TLS set-up failure throws here, before anything runs.
@@ -118,6 +121,9 @@ class Runtime final : private SessionHandler, private Supervisor::Observer {
 
   kj::Vector<kj::Function<void(const EventRecord&)>> listeners;
 
+  // Before the supervisor and the connections, so it outlives what runs it and what it dials.
+  kj::Maybe<kj::Own<discovery::Discovery>> discovery;
+
   bool stopping = false;
   bool failed = false;
   kj::Own<kj::PromiseFulfiller<void>> stopRequested;
@@ -149,9 +155,21 @@ class Runtime final : private SessionHandler, private Supervisor::Observer {
   kj::Promise<void> dialAll();
   kj::Promise<void> dialLoop(StaticPeer& peer);
   kj::Promise<ConnectionEnd> dialOnce(StaticPeer& peer);
+  kj::Promise<ConnectionEnd> dialAddress(kj::StringPtr address, control::FoundBy foundBy,
+                                         kj::TimePoint foundAt);
   kj::Promise<void> afterDial(StaticPeer& peer, ConnectionEnd end);
   kj::Promise<void> liveness();
   kj::Promise<void> watchLibrary();
+
+  // Discovery (discovery-service.c++): the service, the dial it asks for, what it is told.
+  kj::Promise<void> discover();
+  void discoveryPeerUp(const PeerId& id, uint64_t instanceId);
+  void discoveryPeerDown(const PeerId& id);
+  void fillFoundBy(control::PeerInfo::Builder info, const Connection& connection);
+  discovery::Announce localAnnounce() override;
+  bool accepts(discovery::BeaconSocket::Family family) override;
+  kj::Promise<discovery::DialOutcome> dial(const PeerId& claimedId, kj::StringPtr address,
+                                           discovery::FoundBy by) override;
 
   // Connections (connections.c++).
   Connection& startConnection(Role role, kj::Own<kj::AsyncIoStream> stream, kj::String address,

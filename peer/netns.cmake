@@ -1,0 +1,18 @@
+# netns: multi-host tests in network namespaces that each test creates and removes itself (CTest
+# label `netns`; root only — elsewhere they exit 77 and CTest reports them skipped). The
+# link-emulator stands in for netem where the kernel lacks it. See test/netns/README.md.
+add_executable(link-emulator test/netns/link-emulator.c++)
+target_link_libraries(link-emulator PRIVATE CapnProto::kj)
+
+function(shoal_netns_test name script)
+  add_test(NAME ${name}
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test/netns/${script} ${ARGN})
+  set_tests_properties(${name} PROPERTIES LABELS netns SKIP_RETURN_CODE 77 TIMEOUT 120)
+endfunction()
+
+shoal_netns_test(netns-lossy-link lossy-link.sh $<TARGET_FILE:link-emulator>
+  ${CMAKE_CURRENT_SOURCE_DIR}/test/netns/measure.py)
+shoal_netns_test(netns-discovery-three discovery-three.sh $<TARGET_FILE:shoal>)
+shoal_netns_test(netns-discovery-leave discovery-leave.sh $<TARGET_FILE:shoal>)
+shoal_netns_test(netns-discovery-restart discovery-restart.sh $<TARGET_FILE:shoal>)
+shoal_netns_test(netns-discovery-partition discovery-partition.sh $<TARGET_FILE:shoal>)

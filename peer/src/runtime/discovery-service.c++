@@ -1,0 +1,112 @@
+// The runtime's side of LAN discovery: the "discovery" service (policy Restart) running
+// discovery::Discovery, the dial it asks for — through the same connection path as every other
+// dial, so TLS proves who answered ([DSC-8]) — and what it is told: sessions up and down (ids
+// proven by TLS), library changes. Also how `shoal peers` says a peer was found.
+#include <kj/debug.h>
+#include <shoal/codec/text.h>
+
+#include "runtime-internal.h"
+
+namespace shoal::peer {
+
+namespace {
+
+control::FoundBy toControl(discovery::FoundBy by) {
+  switch (by) {
+    case discovery::FoundBy::beacon: return control::FoundBy::BEACON;
+    case discovery::FoundBy::mdns: return control::FoundBy::MDNS;
+  }
+  KJ_UNREACHABLE;
+}
+
+}  // namespace
+
+void fillFound(control::PeerInfo::Builder info, control::FoundBy by, kj::Duration since) {
+  info.setFoundBy(by);
+  info.setFoundMs(since / kj::MILLISECONDS);
+}
+
+kj::Promise<void> Runtime::discover() {
+  return KJ_ASSERT_NONNULL(discovery)->run();
+}
+
+discovery::Announce Runtime::localAnnounce() {
+  discovery::Announce a;
+  a.peerId = identity->id();
+  a.instanceId = instanceId;
+  KJ_IF_MAYBE (address, bound) {
+    auto colon = KJ_ASSERT_NONNULL(address->findLast(':'));
+    a.port = address->slice(colon + 1).parseAs<uint16_t>();
+  }
+  a.name = kj::str(config.name);
+  a.versionMin = config.session.versionMin;
+  a.versionMax = config.session.versionMax;
+  a.summary = library.summary();
+  return a;
+}
+
+bool Runtime::accepts(discovery::BeaconSocket::Family family) {
+  KJ_IF_MAYBE (address, bound) {
+    auto host = kj::heapString(address->slice(0, KJ_ASSERT_NONNULL(address->findLast(':'))));
+    // "*" and "[::]" accept both families (Linux's default dual-stack sockets); a literal address
+    // only its own.
+    bool any6 = host == "*" || host == "[::]";
+    bool v6 = host.startsWith("[");
+    return family == discovery::BeaconSocket::Family::ipv6 ? v6 || any6 : !v6 || any6;
+  }
+  return false;
+}
+
+kj::Promise<discovery::DialOutcome> Runtime::dial(const PeerId& claimedId, kj::StringPtr address,
+                                                  discovery::FoundBy by) {
+  auto foundAt = timer.now();
+  KJ_IF_MAYBE (origin, KJ_ASSERT_NONNULL(discovery)->origin(claimedId)) {
+    foundAt = origin->since;
+  }
+  return dialAddress(address, toControl(by), foundAt)
+      .then([claimed = claimedId, target = kj::str(address)](ConnectionEnd end) {
+        // The announcement named `claimed`; only TLS says who answered.
+        bool proven = false;
+        KJ_IF_MAYBE (id, end.peer) {
+          proven = *id == claimed;
+        }
+        if (end.kind == ConnectionEnd::Kind::established && proven) {
+          return discovery::DialOutcome::established;
+        }
+        // The message may quote the other side (a Reject's words): escaped for the terminal.
+        KJ_LOG(INFO, "discovery: dial ended without a session", target, end.code,
+               codec::displayText(end.message));
+        return discovery::DialOutcome::failed;
+      });
+}
+
+void Runtime::discoveryPeerUp(const PeerId& id, uint64_t remoteInstance) {
+  KJ_IF_MAYBE (d, discovery) {
+    (*d)->peerUp(id, remoteInstance);
+  }
+}
+
+void Runtime::discoveryPeerDown(const PeerId& id) {
+  KJ_IF_MAYBE (d, discovery) {
+    (*d)->peerDown(id);
+  }
+}
+
+void Runtime::fillFoundBy(control::PeerInfo::Builder info, const Connection& c) {
+  if (c.role == Role::initiator) {
+    fillFound(info, c.foundBy, c.foundAt - startedAt);
+    return;
+  }
+  // It dialled us: say how we knew of it anyway, if we did.
+  KJ_IF_MAYBE (d, discovery) {
+    KJ_IF_MAYBE (id, c.end.peer) {
+      KJ_IF_MAYBE (origin, (*d)->origin(*id)) {
+        fillFound(info, toControl(origin->by), origin->since - startedAt);
+        return;
+      }
+    }
+  }
+  fillFound(info, control::FoundBy::INCOMING, c.startedAt - startedAt);
+}
+
+}  // namespace shoal::peer
