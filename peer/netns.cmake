@@ -16,3 +16,7 @@ shoal_netns_test(netns-discovery-three discovery-three.sh $<TARGET_FILE:shoal>)
 shoal_netns_test(netns-discovery-leave discovery-leave.sh $<TARGET_FILE:shoal>)
 shoal_netns_test(netns-discovery-restart discovery-restart.sh $<TARGET_FILE:shoal>)
 shoal_netns_test(netns-discovery-partition discovery-partition.sh $<TARGET_FILE:shoal>)
+shoal_netns_test(netns-mdns mdns.sh $<TARGET_FILE:shoal>)
+shoal_netns_test(netns-beacon-inputs beacon-inputs.sh $<TARGET_FILE:shoal> ${PROJECT_SOURCE_DIR}/schema)
+shoal_netns_test(netns-discovery-interfaces discovery-interfaces.sh $<TARGET_FILE:shoal>
+  ${CMAKE_CURRENT_SOURCE_DIR}/test/netns/beacon-tool.py)

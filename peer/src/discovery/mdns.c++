@@ -277,8 +277,10 @@ class AvahiWorker {
     switch (event) {
       case AVAHI_BROWSER_NEW: {
         if (worker.resolvers.size() >= kMaxResolvers) return;  // resolved when it re-announces
+        // IPv4: a host's mDNS records list all its addresses, not the families shoal listens
+        // on, and the default listener (0.0.0.0) serves IPv4 only.
         auto* r = avahi_service_resolver_new(worker.client, interface, protocol, name, type, domain,
-                                             AVAHI_PROTO_UNSPEC, AvahiLookupFlags(0),
+                                             AVAHI_PROTO_INET, AvahiLookupFlags(0),
                                              &AvahiWorker::onResolve, self);
         if (r != nullptr) worker.resolvers.insert(r);
         break;
@@ -308,7 +310,7 @@ class AvahiWorker {
                         const char*, const AvahiAddress* address, uint16_t port,
                         AvahiStringList* txt, AvahiLookupResultFlags, void* self) {
     auto& worker = *reinterpret_cast<AvahiWorker*>(self);
-    worker.resolvers.erase(r);
+    worker.resolvers.eraseMatch(r);  // erase(r) would take `r` for a row of the table
     KJ_DEFER(avahi_service_resolver_free(r));
     if (event != AVAHI_RESOLVER_FOUND || address == nullptr) return;
     auto id = txtValue(txt, "id");

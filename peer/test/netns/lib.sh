@@ -99,14 +99,20 @@ lan_create() {
   ip -n "$switch_ns" link set br0 up
   for i in $(seq 1 "$n"); do lan_join "$i"; done
 }
-lan_join() {  # lan_join I: one more host on the switch
-  local i="$1" ns
+lan_join() {  # lan_join I [BRIDGE IFNAME SUBNET]: host I on the switch (or on another bridge)
+  local i="$1" bridge="${2:-br0}" ifname="${3:-eth0}" subnet="${4:-10.47.0}" ns port
   ns="$(host_ns "$i")"
-  netns_add "$ns"
-  ip -n "$switch_ns" link add "port$i" type veth peer name eth0 netns "$ns"
-  ip -n "$switch_ns" link set "port$i" master br0 up
-  ip -n "$ns" addr add "10.47.0.$i/24" dev eth0
-  ip -n "$ns" link set eth0 up
+  [ -e "/run/netns/$ns" ] || netns_add "$ns"
+  port="port$i"
+  [ "$bridge" = br0 ] || port="$bridge-$i"
+  if ! ip -n "$switch_ns" link show "$bridge" >/dev/null 2>&1; then
+    ip -n "$switch_ns" link add "$bridge" type bridge
+    ip -n "$switch_ns" link set "$bridge" up
+  fi
+  ip -n "$switch_ns" link add "$port" type veth peer name "$ifname" netns "$ns"
+  ip -n "$switch_ns" link set "$port" master "$bridge" up
+  ip -n "$ns" addr add "$subnet.$i/24" dev "$ifname"
+  ip -n "$ns" link set "$ifname" up
 }
 # The cable of host I, pulled and put back at the switch: the host's eth0 stays configured.
 link_down() { ip -n "$switch_ns" link set "port$1" down; }
@@ -189,9 +195,10 @@ emulator_counts() {
 }
 
 # --- shoal peers on the hosts -----------------------------------------------------------------
-# serve_on I [ARGS...]: `shoal serve` on host I with discovery on (beacon only: a test never
-# talks to the machine's Avahi), its library $work/lib<I> holding one item, events (NDJSON) in
-# $work/peer<I>.out. Needs $shoal. Sets peer_pid_<I>.
+# serve_on I [ARGS...]: `shoal serve` on host I with discovery on, its library $work/lib<I>
+# holding one item, events (NDJSON) in $work/peer<I>.out. Needs $shoal. Sets peer_pid_<I>.
+# Beacon only unless a test changes discovery_flags: a test never talks to the machine's Avahi.
+discovery_flags=(--discover --no-mdns)
 serve_on() { serve_as "$1" "$@"; }
 # serve_as HOST PEER [ARGS...]: peer PEER (its library, key and event file) on host HOST.
 serve_as() {
@@ -199,7 +206,7 @@ serve_as() {
   mkdir -p "$work/lib$i/item-$i"
   [ -f "$work/lib$i/item-$i/readme.txt" ] || echo "item $i" > "$work/lib$i/item-$i/readme.txt"
   start_on_host "$host" "peer$i" "$shoal" serve --library "$work/lib$i" --listen 0.0.0.0:4747 \
-      --name "peer$i" --json --verbose --discover --no-mdns "$@"
+      --name "peer$i" --json --verbose "${discovery_flags[@]}" "$@"
   eval "peer_pid_$i=$last_pid"
   until_true 60 grep -q '"started"' "$work/peer$i.out" \
       || fail "peer $i did not start: $(cat "$work/peer$i.err")"
