@@ -20,3 +20,4 @@ shoal_netns_test(netns-mdns mdns.sh $<TARGET_FILE:shoal>)
 shoal_netns_test(netns-beacon-inputs beacon-inputs.sh $<TARGET_FILE:shoal> ${PROJECT_SOURCE_DIR}/schema)
 shoal_netns_test(netns-discovery-interfaces discovery-interfaces.sh $<TARGET_FILE:shoal>
   ${CMAKE_CURRENT_SOURCE_DIR}/test/netns/beacon-tool.py)
+shoal_netns_test(netns-discovery-ipv6 discovery-ipv6.sh $<TARGET_FILE:shoal>)

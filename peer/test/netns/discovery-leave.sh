@@ -7,11 +7,7 @@
 shoal="$1"
 source "$(dirname "$0")/lib.sh"
 netns_init
-lan_create 3
-fast=(--discover-interval 500 --idle-timeout 300 --dead-timeout 1500)
-
-for i in 1 2 3; do serve_on "$i" "${fast[@]}"; done
-for i in 1 2 3; do until_true 10 has_peers "$i" 2 || fail "host $i never had 2 peers"; done
+connected_lan 3 "${fast_discovery[@]}"
 id2="$(peer_id 2)"
 id3="$(peer_id 3)"
 

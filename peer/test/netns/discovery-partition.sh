@@ -6,11 +6,7 @@
 shoal="$1"
 source "$(dirname "$0")/lib.sh"
 netns_init
-lan_create 3
-fast=(--discover-interval 500 --idle-timeout 300 --dead-timeout 1500)
-
-for i in 1 2 3; do serve_on "$i" "${fast[@]}"; done
-for i in 1 2 3; do until_true 10 has_peers "$i" 2 || fail "host $i never had 2 peers"; done
+connected_lan 3 "${fast_discovery[@]}"
 
 link_down 3
 for i in 1 2; do until_true 10 has_peers "$i" 1 || fail "host $i still lists host 3"; done

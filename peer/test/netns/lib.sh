@@ -250,3 +250,15 @@ def raw(text):
 sys.exit(0 if raw(sys.argv[1]) < raw(sys.argv[2]) else 1)
 PY
 }
+# connected_lan N [ARGS...]: N hosts on one switch, each serving with discovery and ARGS, and
+# every one connected to all the others.
+connected_lan() {
+  local n="$1" i; shift
+  lan_create "$n"
+  for i in $(seq 1 "$n"); do serve_on "$i" "$@"; done
+  for i in $(seq 1 "$n"); do
+    until_true 10 has_peers "$i" $(( n - 1 )) || fail "host $i never had $(( n - 1 )) peers"
+  done
+}
+# Discovery and liveness fast enough for a test to see peers come and go in seconds.
+fast_discovery=(--discover-interval 500 --idle-timeout 300 --dead-timeout 1500)

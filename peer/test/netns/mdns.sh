@@ -91,6 +91,14 @@ grep -q "\"id=$id1\"" "$work/browse.txt" || fail "avahi-browse does not list pee
 grep -q "\"id=$id2\"" "$work/browse.txt" || fail "avahi-browse does not list peer 2"
 note "avahi-browse -r _shoal._tcp lists both peers"
 
+# A _shoal._tcp service whose id is not a peer id names nobody: dropped, logged, no dial.
+start_on_host 1 bogus env DBUS_SYSTEM_BUS_ADDRESS="unix:path=$work/avahi1/bus" \
+    avahi-publish -s bogus _shoal._tcp 4747 "id=NOT-A-PEER-ID" "instance=zz"
+until_true 15 grep -q 'service without a valid id' "$work/peer2.err" \
+    || fail "peer 2 did not drop the service without a valid id"
+has_peers 2 1 || fail "peer 2's peers changed because of a bogus service"
+note "a _shoal._tcp service with id=NOT-A-PEER-ID was dropped"
+
 # A bus without an Avahi daemon: one line saying so, and the peer runs on (beacon only).
 mkdir -p "$work/nobus"
 discovery_flags=(--discover)
