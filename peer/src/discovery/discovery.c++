@@ -66,8 +66,14 @@ kj::Promise<void> Discovery::run() {
       }
     }
   }
-  if (options.useMdns && mdns == nullptr) {
+  // A daemon that was missing (or went away) is looked for again when the service restarts.
+  bool mdnsEnded = false;
+  KJ_IF_MAYBE (agent, mdns) {
+    mdnsEnded = (*agent)->hasEnded();
+  }
+  if (options.useMdns && (mdns == nullptr || mdnsEnded)) {
     MdnsAgent::Listener& listener = *this;
+    mdns = nullptr;  // joins the old thread first
     mdns = kj::heap<MdnsAgent>(io, listener);
   }
   refreshInterfaces();

@@ -70,5 +70,5 @@ note "3000 announces in $flood_ms ms: $found became candidates, rate-limit drops
 [ "$found" = 4 ] || fail "$found candidates from one source, not the burst of 4"
 [ -n "$limited" ] && [ "$limited" -ge 64 ] || fail "rate-limit drops not counted: '$limited'"
 [ "$heard" = 0 ] || fail "host 2 sent $heard datagrams while flooded; nothing is ever answered"
-"$shoal" status --library "$work/lib2" > /dev/null || fail "host 2 does not answer after the flood"
+shoal_cli status --library "$work/lib2" > /dev/null || fail "host 2 does not answer after the flood"
 note "PASS"

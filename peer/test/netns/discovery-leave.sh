@@ -12,7 +12,7 @@ id2="$(peer_id 2)"
 id3="$(peer_id 3)"
 
 # Clean leave: Goodbye.
-"$shoal" stop --library "$work/lib3" > /dev/null
+shoal_cli stop --library "$work/lib3" > /dev/null
 for i in 1 2; do
   until_true 5 has_peers "$i" 1 || fail "host $i still lists host 3 after its Goodbye"
   reason="$(lost_reason "$i" "$id3")"

@@ -43,5 +43,5 @@ for i in 1 2 3; do
         || fail "host $i: peer $j found by '$(peer_field "$i" "$id" foundBy)', not $found"
   done
 done
-"$shoal" peers --library "$work/lib1"
+shoal_cli peers --library "$work/lib1"
 note "PASS"

@@ -120,10 +120,13 @@ link_up() { ip -n "$switch_ns" link set "port$1" up; }
 # The whole host I gone, cable and all: nothing it had queued will ever be sent.
 host_remove() { ip netns del "$(host_ns "$1")"; }
 
+# Every foreground command is bounded: bash runs the EXIT trap (the cleanup) only once the
+# command in front of it has returned, so one that hangs would leave everything behind.
+readonly step_limit=60
 on_host() {  # on_host I CMD...: runs CMD inside host I
   local ns
   ns="$(host_ns "$1")"; shift
-  ip netns exec "$ns" "$@"
+  timeout "$step_limit" ip netns exec "$ns" "$@"
 }
 start_on_host() {  # start_on_host I NAME CMD...: in the background; output in $work/NAME.{out,err}
   local i="$1" name="$2"; shift 2
@@ -211,9 +214,11 @@ serve_as() {
   until_true 60 grep -q '"started"' "$work/peer$i.out" \
       || fail "peer $i did not start: $(cat "$work/peer$i.err")"
 }
-peer_id() { "$shoal" id --library "$work/lib$1"; }
+# shoal_cli ARGS...: a client command (`shoal peers`, `stop`...), bounded like every step.
+shoal_cli() { timeout "$step_limit" "$shoal" "$@"; }
+peer_id() { shoal_cli id --library "$work/lib$1"; }
 # peers_json I: host I's `shoal peers --json` (the control socket is a file: no namespace needed).
-peers_json() { "$shoal" peers --library "$work/lib$1" --json; }
+peers_json() { shoal_cli peers --library "$work/lib$1" --json; }
 # peer_field I ID FIELD: FIELD of peer ID in host I's peer list, or nothing.
 peer_field() {
   peers_json "$1" | python3 -c '
