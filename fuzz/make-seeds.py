@@ -59,3 +59,22 @@ download = {
 }
 for name, data in download.items():
     write("download", name, data)
+
+# beacon: op = kind (bits 0-2: 0 datagram, 1 time, 2 session, 3 dial end, 4 library change) |
+# source << 3 | flag << 7; a datagram op is followed by its length (u16le) and bytes.
+# See fuzz/targets/beacon.c++.
+def datagram(src, data, truncated=False):
+    return bytes([(src << 3) | (0x80 if truncated else 0)]) + struct.pack("<H", len(data)) + data
+def tick(n):
+    return bytes([1, n])
+announce = frames["announce"]
+write("beacon", "announce", datagram(1, announce))
+write("beacon", "announce-then-time", datagram(1, announce) + tick(30) + tick(255) + tick(255))
+write("beacon", "announce-dial-fails", datagram(2, announce) + tick(30) + bytes([3, 0]) + tick(40))
+write("beacon", "announce-dial-works", datagram(2, announce) + tick(30) + bytes([0x83, 0]) + tick(40))
+write("beacon", "announce-session", datagram(2, announce) + bytes([0x82, 0, 9]) + bytes([2, 0])
+      + tick(100) + datagram(2, announce))
+write("beacon", "ping", datagram(3, frames["ping"]))
+write("beacon", "flood", b"".join(datagram(i % 8, announce) for i in range(40)))
+write("beacon", "truncated", datagram(1, announce, True))
+write("beacon", "library-change", bytes([4]) + tick(10) + bytes([4]))
