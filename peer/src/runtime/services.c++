@@ -186,34 +186,38 @@ kj::Promise<Runtime::ConnectionEnd> Runtime::dialAddress(kj::StringPtr address,
     end.message = kj::str(e.getDescription());
     return end;
   };
-  return io.provider->getNetwork()
-      .parseAddress(address)
-      .then(
-          [this, target = kj::str(address), foundBy, foundAt,
-           failed](kj::Own<kj::NetworkAddress> resolved) mutable {
-            auto connecting = resolved->connect().attach(kj::mv(resolved));
-            return timer.timeoutAfter(config.session.handshakeTimeout, kj::mv(connecting))
-                .then(
-                    [this, target = kj::mv(target), foundBy,
-                     foundAt](kj::Own<kj::AsyncIoStream> stream) mutable
-                    -> kj::Promise<ConnectionEnd> {
-                      if (stopping) {
-                        ConnectionEnd end;
-                        end.code = kj::str("stopping");
-                        end.message = kj::str("this peer is shutting down");
-                        return kj::mv(end);
-                      }
-                      auto paf = kj::newPromiseAndFulfiller<ConnectionEnd>();
-                      auto& c = startConnection(Role::initiator, kj::mv(stream), kj::mv(target),
-                                                nextGeneration++);
-                      c.ended = kj::mv(paf.fulfiller);
-                      c.foundBy = foundBy;
-                      c.foundAt = foundAt;
-                      return kj::mv(paf.promise);
-                    },
-                    [failed](kj::Exception&& e) { return failed("unreachable", kj::mv(e)); });
-          },
-          [failed](kj::Exception&& e) { return failed("unresolvable", kj::mv(e)); });
+  return io.provider->getNetwork().parseAddress(address).then(
+      [this, target = kj::str(address), foundBy, foundAt,
+       failed](kj::Own<kj::NetworkAddress> resolved) mutable {
+        auto connecting = resolved->connect().attach(kj::mv(resolved));
+        return timer.timeoutAfter(config.session.handshakeTimeout, kj::mv(connecting))
+            .then(
+                [this, target = kj::mv(target), foundBy,
+                 foundAt](kj::Own<kj::AsyncIoStream> stream) mutable {
+                  return runDialled(kj::mv(stream), kj::mv(target), foundBy, foundAt);
+                },
+                [failed](kj::Exception&& e) { return failed("unreachable", kj::mv(e)); });
+      },
+      [failed](kj::Exception&& e) { return failed("unresolvable", kj::mv(e)); });
+}
+
+kj::Promise<Runtime::ConnectionEnd> Runtime::runDialled(kj::Own<kj::AsyncIoStream> stream,
+                                                        kj::String address,
+                                                        control::FoundBy foundBy,
+                                                        kj::TimePoint foundAt) {
+  // A discovery dial is not a supervised service: its connect can complete after the shutdown.
+  if (stopping) {
+    ConnectionEnd end;
+    end.code = kj::str("stopping");
+    end.message = kj::str("this peer is shutting down");
+    return kj::mv(end);
+  }
+  auto paf = kj::newPromiseAndFulfiller<ConnectionEnd>();
+  auto& c = startConnection(Role::initiator, kj::mv(stream), kj::mv(address), nextGeneration++);
+  c.ended = kj::mv(paf.fulfiller);
+  c.foundBy = foundBy;
+  c.foundAt = foundAt;
+  return kj::mv(paf.promise);
 }
 
 // Says what happened to a dial and waits before the next: every failure class backs off.

@@ -12,15 +12,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-# until_true SECONDS CMD...: polls CMD every 50 ms until it succeeds or the deadline passes.
-until_true() {
-  local deadline=$(( $(date +%s%N) + $1 * 1000000000 )); shift
-  until "$@" >/dev/null 2>&1; do
-    [ "$(date +%s%N)" -lt "$deadline" ] || return 1
-    sleep 0.05
-  done
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../poll.sh"  # fail, until_true
 library() {  # library DIR ITEMS
   local i
   mkdir -p "$1"

@@ -16,18 +16,9 @@ netns_all=()    # every namespace this run created
 netns_pids=()   # every background process this run started
 work=""
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../poll.sh"  # fail, until_true
 skip() { echo "SKIP: $*" >&2; exit "$NETNS_SKIP"; }
 note() { echo "-- $*"; }
-
-# until_true SECONDS CMD...: polls CMD every 50 ms until it succeeds or the deadline passes.
-until_true() {
-  local deadline=$(( $(date +%s%N) + $1 * 1000000000 )); shift
-  until "$@" >/dev/null 2>&1; do
-    [ "$(date +%s%N)" -lt "$deadline" ] || return 1
-    sleep 0.05
-  done
-}
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 netns_cleanup() {

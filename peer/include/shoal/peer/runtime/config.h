@@ -7,8 +7,8 @@
 #include <kj/string.h>
 #include <kj/time.h>
 #include <kj/vector.h>
-#include <shoal/peer/runtime/admission.h>
 #include <shoal/peer/discovery/options.h>
+#include <shoal/peer/runtime/admission.h>
 #include <shoal/peer/session/session-core.h>
 
 namespace shoal::peer {

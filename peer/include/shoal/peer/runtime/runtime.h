@@ -157,6 +157,8 @@ class Runtime final : private SessionHandler,
   kj::Promise<ConnectionEnd> dialOnce(StaticPeer& peer);
   kj::Promise<ConnectionEnd> dialAddress(kj::StringPtr address, control::FoundBy foundBy,
                                          kj::TimePoint foundAt);
+  kj::Promise<ConnectionEnd> runDialled(kj::Own<kj::AsyncIoStream> stream, kj::String address,
+                                        control::FoundBy foundBy, kj::TimePoint foundAt);
   kj::Promise<void> afterDial(StaticPeer& peer, ConnectionEnd end);
   kj::Promise<void> liveness();
   kj::Promise<void> watchLibrary();
