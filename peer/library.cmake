@@ -24,7 +24,7 @@ add_library(shoal-library STATIC
 )
 target_include_directories(shoal-library PUBLIC include)
 target_include_directories(shoal-library SYSTEM PRIVATE ${PROJECT_BINARY_DIR}/gen)
-target_link_libraries(shoal-library PUBLIC shoal-codec CapnProto::capnp CapnProto::kj)
+target_link_libraries(shoal-library PUBLIC shoal-mutant shoal-codec CapnProto::capnp CapnProto::kj)
 
 shoal_test(library-test unit
   SOURCES

@@ -6,7 +6,7 @@ add_library(shoal-transport STATIC
   src/transport/transport.c++
 )
 target_include_directories(shoal-transport PUBLIC include)
-target_link_libraries(shoal-transport PUBLIC shoal-codec CapnProto::kj-async PkgConfig::GNUTLS)
+target_link_libraries(shoal-transport PUBLIC shoal-mutant shoal-codec CapnProto::kj-async PkgConfig::GNUTLS)
 
 shoal_test(transport-test unit
   SOURCES

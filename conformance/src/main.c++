@@ -74,6 +74,9 @@ class Conform {
                           "write report.html, results.json and junit.xml there")
         .addOption({"fail-fast"}, KJ_BIND_METHOD(*this, setFailFast),
                    "stop after the first FAIL (mutation runs)")
+        .addOption({"keep-going"}, KJ_BIND_METHOD(*this, setKeepGoing),
+                   "run every case even when the first sanity case fails (mutation runs: a "
+                   "mutant that breaks every handshake still gets a verdict per case)")
         .addOption({"keep"}, KJ_BIND_METHOD(*this, setKeep),
                    "keep each case's folder (library, state, target.log) under --temp")
         .addOptionWithArg({"temp"}, KJ_BIND_METHOD(*this, setTemp), "<dir>",
@@ -173,6 +176,10 @@ class Conform {
   }
   Validity setFailFast() {
     options.failFast = true;
+    return true;
+  }
+  Validity setKeepGoing() {
+    options.keepGoing = true;
     return true;
   }
   Validity setKeep() {

@@ -403,7 +403,7 @@ RunReport runSuite(kj::ArrayPtr<const CaseSpec*> cases, const RunOptions& option
     auto first = w.run(*cases[0]);
     bool usable = first.verdict == Verdict::ok;
     record(0, kj::mv(first));
-    if (!usable) stop = true;
+    if (!usable && !options.keepGoing) stop = true;
   }
   size_t last = cases.size() - 1;
   auto body = [&]() {

@@ -5,6 +5,7 @@
 #include <kj/io.h>
 #include <net/if.h>
 #include <shoal/peer/control/control-server.h>
+#include <shoal/peer/mutant.h>
 #include <shoal/peer/runtime/runtime-handle.h>
 #include <signal.h>
 
@@ -101,6 +102,9 @@ class ServeCommand {
                           "how often the library is rescanned (default 5000)")
         .addOption({"json"}, KJ_BIND_METHOD(*this, setJson),
                    "print events as NDJSON on stdout instead of text")
+        .addOptionWithArg({"mutant"}, KJ_BIND_METHOD(*this, setMutant), "<name>|list",
+                          "test builds only: run with one deliberate defect, for the conformance "
+                          "suite's self-test; `list` prints them (give it first)")
         .callAfterParsing(KJ_BIND_METHOD(*this, run))
         .build();
   }
@@ -196,6 +200,29 @@ class ServeCommand {
   Validity setJson() {
     json = true;
     return true;
+  }
+  Validity setMutant(kj::StringPtr name) {
+    if (!kMutantsBuilt) {
+      return "this shoal has no mutants: it is a release build (configure with "
+             "-DSHOAL_MUTANTS=ON, as the asan and debug presets do)";
+    }
+    if (name == "list") {
+      // One row each: name, area, requirement ids, what it breaks (shoal-mutation reads it).
+      auto rows = KJ_MAP(m, allMutants()) {
+        return kj::arr(kj::str(m.name), kj::str(m.area), kj::str(m.requirements),
+                       kj::str(m.breaks));
+      };
+      terminal.table(rows);
+      terminal.exit();
+    }
+    if (name == "none") return true;  // the baseline of a mutation run
+    KJ_IF_MAYBE (m, findMutant(name)) {
+      activateMutant(m->mutant);  // before any thread starts: run() has not begun
+      terminal.note(kj::str("shoal serve: mutant ", m->name, " is on: ", m->breaks,
+                            " (a deliberately broken peer, for tests)"));
+      return true;
+    }
+    return "no such mutant (`shoal serve --mutant list` lists them)";
   }
   Validity count(kj::StringPtr text, uint64_t min, uint64_t max, uint64_t& out) {
     KJ_IF_MAYBE (n, parseCount(text, max)) {

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <kj/debug.h>
+#include <shoal/peer/mutant.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -145,6 +146,7 @@ kj::Array<FrameBuilder> RequestServer::getChunk(uint64_t id, wire::GetChunk::Rea
     ++staleCount;
     return error(id, wire::ErrorCode::STALE, *why);
   }
+  if (isMutant(Mutant::corruptChunks) && length > 0) data[length / 2] ^= 0x01;
   servedBytes += length;
   return single(kj::mv(frame));
 }

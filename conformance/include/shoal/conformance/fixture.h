@@ -51,6 +51,7 @@ class Fixture {
   kj::Vector<FixtureItem> listed;
   kj::Vector<kj::String> excluded;
   void file(kj::StringPtr item, kj::StringPtr path, kj::ArrayPtr<const kj::byte> content);
+  void sort();
 };
 
 // Writes `content` to `path`, creating parent folders.

@@ -22,8 +22,9 @@ struct RunOptions {
   kj::String xfail;                // the expected-failure list's text
   bool strict = false;
   bool failFast = false;
-  bool keep = false;      // keep each case's folder
-  bool progress = false;  // a progress line on stderr
+  bool keepGoing = false;  // run every case even when the first sanity case fails (mutants)
+  bool keep = false;       // keep each case's folder
+  bool progress = false;   // a progress line on stderr
   uint32_t jobs = 1;
   kj::Duration stepTimeout = 5 * kj::SECONDS;
   kj::Duration quiet = 300 * kj::MILLISECONDS;

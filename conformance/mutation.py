@@ -1,0 +1,520 @@
+#!/usr/bin/env python3
+"""The conformance suite's self-test by mutation (docs/conformance.md, "The mutation self-test").
+
+The reference peer, built with SHOAL_MUTANTS, takes `shoal serve --mutant NAME`: one deliberate
+defect (peer/include/shoal/peer/mutant.h). This script runs shoal-conform against it with each
+mutant switched on and records which cases FAIL: the mutation matrix. Every mutant must be caught
+by at least one case, and every case must fail against at least one mutant.
+
+  mutation.py OPTIONS list                        the mutants of this build
+  mutation.py OPTIONS catch MUTANT CASE-GLOB...   those cases must FAIL against MUTANT
+  mutation.py OPTIONS soak MATRIX [--update]      every case x every mutant (by hand: an hour)
+  mutation.py OPTIONS check MATRIX                the CI check: each mutant against its cheapest
+                                                  catching case, each case against one mutant
+  mutation.py html MATRIX OUT.html                the matrix as one self-contained HTML file
+
+OPTIONS: --shoal PATH --conform PATH --launch TEMPLATE [--control TEMPLATE] [-j N] [--temp DIR].
+TEMPLATE is shoal-conform's --launch command with `--mutant {mutant}` in it.
+
+Rules (what "caught" means):
+- A verdict of FAIL, or NON-STRICT for a SHOULD case, is a catch.
+- A mutant whose sanity case fails is *loud*: it breaks every handshake, so every case fails
+  against it. A loud mutant only counts for the cases of the requirements it declares it breaks
+  (`shoal serve --mutant list`, third column); its other catches prove nothing.
+- Cases run in TLS mode; a case the baseline (no mutant) reports UNIMPLEMENTED in TLS mode (a
+  plaintext-only case) runs in plaintext mode.
+"""
+
+import argparse
+import concurrent.futures
+import datetime
+import fnmatch
+import html
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+FORMAT = "shoal-mutation/1"
+CAUGHT = ("FAIL", "NON-STRICT")
+BASELINE = "none"
+CHUNK = 24  # cases per shoal-conform run in the check, so that the workers stay balanced
+
+
+def die(message):
+    print(f"mutation.py: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+# --- running shoal and shoal-conform -------------------------------------------------------------
+
+
+class Runner:
+    def __init__(self, args):
+        self.shoal = args.shoal
+        self.conform = args.conform
+        self.launch = args.launch
+        self.control = args.control
+        self.jobs = args.jobs
+        self.temp = args.temp
+        if "{mutant}" not in self.launch:
+            die("--launch must contain --mutant {mutant}")
+
+    def mutants(self):
+        """[{name, area, requirements, breaks}] from `shoal serve --mutant list`."""
+        out = subprocess.run([self.shoal, "serve", "--mutant", "list"], capture_output=True,
+                             text=True)
+        if out.returncode != 0:
+            die(f"`shoal serve --mutant list` failed: {out.stderr.strip()}")
+        mutants = []
+        for line in out.stdout.splitlines():
+            parts = line.split(None, 3)
+            if len(parts) == 4:
+                mutants.append({"name": parts[0], "area": parts[1],
+                                "requirements": parts[2].split(","), "breaks": parts[3]})
+        return mutants
+
+    def cases(self):
+        """[{id, role, level, title, requirement}] from `shoal-conform --list`."""
+        out = subprocess.run([self.conform, "--list"], capture_output=True, text=True, check=True)
+        cases = []
+        for line in out.stdout.splitlines():
+            parts = line.split("\t")
+            if len(parts) != 4 or parts[0].startswith("sanity/"):
+                continue
+            case_id, role, level, title = parts
+            cases.append({"id": case_id, "role": role, "level": level, "title": title,
+                          "requirement": case_id.split("/")[1]})
+        return cases
+
+    def run(self, mutant, case_ids, plaintext=False, jobs=None):
+        """Verdicts {case id: (verdict, ms, why)} of `case_ids` (None: all) against `mutant`,
+        sanity/first included."""
+        report = tempfile.mkdtemp(prefix="shoal-mutation-", dir=self.temp)
+        try:
+            cmd = [self.conform, "--launch", self.launch, "--define", f"mutant={mutant}",
+                   "--keep-going", "-j", str(jobs or self.jobs), "--report", report,
+                   "--temp", self.temp]
+            if self.control:
+                cmd += ["--control", self.control]
+            if plaintext:
+                cmd.append("--plaintext")
+            for case_id in case_ids or []:
+                cmd += ["--filter", case_id]
+            done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True)
+            path = os.path.join(report, "results.json")
+            if not os.path.exists(path):
+                die(f"shoal-conform wrote no results ({done.returncode}): {done.stderr[-2000:]}")
+            with open(path) as f:
+                results = json.load(f)
+            verdicts = {}
+            for c in results["cases"]:
+                why = c.get("reason") or (f"{c['broken']}: expected {c['expected']}; actual: "
+                                          f"{c['actual']}" if c.get("broken") else "")
+                verdicts[c["id"]] = (c["verdict"], round(c["ms"]), why[:300])
+            return verdicts
+        finally:
+            shutil.rmtree(report, ignore_errors=True)
+
+
+def caught(verdict):
+    return verdict in CAUGHT
+
+
+# --- the matrix ------------------------------------------------------------------------------------
+
+
+def load(path):
+    with open(path) as f:
+        matrix = json.load(f)
+    if matrix.get("format") != FORMAT:
+        die(f"{path}: not a {FORMAT} file")
+    return matrix
+
+
+def save(matrix, path):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(matrix, f, indent=1, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def counts_for(mutant, case):
+    """Whether a catch of `case` by `mutant` counts (see the module's rules)."""
+    return not mutant.get("loud") or case["requirement"] in mutant["requirements"]
+
+
+def catches(matrix):
+    """{(mutant, case id)} of the catches that count, flaky ones left out."""
+    mutants = {m["name"]: m for m in matrix["mutants"]}
+    out = set()
+    for case in matrix["cases"]:
+        for name, cell in matrix["results"].get(case["id"], {}).items():
+            if name in mutants and caught(cell[0]) and not cell[3:4] == ["flaky"]:
+                if counts_for(mutants[name], case):
+                    out.add((name, case["id"]))
+    return out
+
+
+def summary(matrix):
+    got = catches(matrix)
+    names = [m["name"] for m in matrix["mutants"]]
+    ids = [c["id"] for c in matrix["cases"]]
+    caught_mutants = {m for m, _ in got}
+    able_cases = {c for _, c in got}
+    return {
+        "mutants": len(names),
+        "mutantsCaught": len(caught_mutants),
+        "uncaughtMutants": [m for m in names if m not in caught_mutants],
+        "cases": len(ids),
+        "casesAbleToFail": len(able_cases),
+        "casesNeverFailing": [c for c in ids if c not in able_cases],
+        "loudMutants": [m["name"] for m in matrix["mutants"] if m.get("loud")],
+        "baselineFailures": [c for c, cell in matrix.get("baseline", {}).items()
+                             if cell[0] not in ("OK", "UNIMPLEMENTED")],
+    }
+
+
+def plan(matrix):
+    """{mutant: [case ids]} for the CI check: each mutant with its cheapest catching case, and
+    each case not yet in the plan with its cheapest catching mutant (preferring mutants already
+    planned)."""
+    got = catches(matrix)
+    cost = {}
+    for case_id, row in matrix["results"].items():
+        for name, cell in row.items():
+            cost[(name, case_id)] = cell[1]
+    chosen = {}
+    for m in matrix["mutants"]:
+        options = sorted((cost[p], p[1]) for p in got if p[0] == m["name"])
+        if options:
+            chosen.setdefault(m["name"], set()).add(options[0][1])
+    planned = {c for cs in chosen.values() for c in cs}
+    for case in matrix["cases"]:
+        if case["id"] in planned:
+            continue
+        options = sorted((name not in chosen, cost[(name, case["id"])], name)
+                         for name, c in got if c == case["id"])
+        if options:
+            chosen.setdefault(options[0][2], set()).add(case["id"])
+    return {m: sorted(cs) for m, cs in chosen.items()}
+
+
+# --- commands --------------------------------------------------------------------------------------
+
+
+def cmd_list(runner, _args):
+    for m in runner.mutants():
+        print(f"{m['name']:32} {m['area']:10} {','.join(m['requirements']):20} {m['breaks']}")
+
+
+def cmd_catch(runner, args):
+    cases = [c["id"] for c in runner.cases()
+             if any(fnmatch.fnmatchcase(c["id"], g) for g in args.cases)]
+    if not cases:
+        die("no case matches")
+    verdicts = runner.run(args.mutant, cases)
+    bad = [(c, verdicts.get(c, ("NOT RUN", 0, ""))) for c in cases
+           if not caught(verdicts.get(c, ("NOT RUN",))[0])]
+    for case_id, (verdict, _, why) in bad:
+        print(f"NOT CAUGHT  {args.mutant} by {case_id}: {verdict} {why}")
+    print(f"{len(cases) - len(bad)} of {len(cases)} cases catch {args.mutant}")
+    sys.exit(1 if bad else 0)
+
+
+def run_mutant(runner, name, cases, plaintext_ids):
+    """One mutant's verdicts: TLS for everything, plaintext for the plaintext-only cases."""
+    tls_ids = None if cases is None else [c for c in cases if c not in plaintext_ids]
+    verdicts = {}
+    if tls_ids is None or tls_ids:
+        verdicts.update(runner.run(name, tls_ids))
+    pt = [c for c in (cases if cases is not None else plaintext_ids) if c in plaintext_ids]
+    if pt:
+        plain = runner.run(name, pt, plaintext=True)
+        verdicts.update({c: v for c, v in plain.items() if c in plaintext_ids})
+    return verdicts
+
+
+def cmd_soak(runner, args):
+    started = time.monotonic()
+    mutants = runner.mutants()
+    cases = runner.cases()
+    ids = [c["id"] for c in cases]
+    old = load(args.matrix) if args.update and os.path.exists(args.matrix) else None
+    matrix = {"format": FORMAT, "mutants": [], "cases": cases, "results": {}, "baseline": {}}
+    known_cases, known_mutants = set(), set()
+    if old:
+        known_cases = {c["id"] for c in old["cases"]}
+        known_mutants = {m["name"] for m in old["mutants"]}
+        matrix["results"] = {c: row for c, row in old["results"].items() if c in ids}
+        matrix["baseline"] = {c: v for c, v in old["baseline"].items() if c in ids}
+
+    # The baseline decides each case's mode and must pass everything.
+    new_ids = [c for c in ids if c not in known_cases]
+    if not old or new_ids:
+        base = runner.run(BASELINE, None if not old else new_ids)
+        plain_ids = {c for c in (new_ids if old else ids) if base.get(c, ("",))[0] ==
+                     "UNIMPLEMENTED"}
+        if plain_ids:
+            base.update(runner.run(BASELINE, sorted(plain_ids), plaintext=True))
+        for c in new_ids if old else ids:
+            matrix["baseline"][c] = list(base.get(c, ("NOT RUN", 0, "")))
+            if c in plain_ids:
+                matrix["baseline"][c].append("plaintext")
+    plaintext_ids = {c for c, cell in matrix["baseline"].items() if "plaintext" in cell}
+    for case in cases:
+        case["mode"] = "plaintext" if case["id"] in plaintext_ids else "tls"
+    failing = [c for c, cell in matrix["baseline"].items() if cell[0] not in ("OK",)
+               and not (cell[0] == "UNIMPLEMENTED" and c in plaintext_ids)]
+    if failing:
+        print(f"warning: the reference fails without a mutant: {', '.join(failing)}",
+              file=sys.stderr)
+
+    for i, m in enumerate(mutants):
+        todo = None if m["name"] not in known_mutants else new_ids
+        if todo == []:
+            loud = next(x.get("loud", False) for x in old["mutants"] if x["name"] == m["name"])
+            m["loud"] = loud
+            matrix["mutants"].append(m)
+            continue
+        t0 = time.monotonic()
+        verdicts = run_mutant(runner, m["name"], todo, plaintext_ids)
+        if todo is None:
+            m["loud"] = verdicts.get("sanity/first", ("",))[0] != "OK"
+        else:
+            m["loud"] = next(x.get("loud", False) for x in old["mutants"]
+                             if x["name"] == m["name"])
+        matrix["mutants"].append(m)
+        for c in todo if todo is not None else ids:
+            matrix["results"].setdefault(c, {})[m["name"]] = list(
+                verdicts.get(c, ("NOT RUN", 0, ""))[:2])
+        n = sum(1 for c in ids if caught(matrix["results"][c][m["name"]][0]))
+        print(f"[{i + 1}/{len(mutants)}] {m['name']}: caught by {n} cases"
+              f"{' (loud)' if m['loud'] else ''} in {time.monotonic() - t0:.0f} s", flush=True)
+        save(matrix, args.matrix)  # progress survives an interrupted soak
+
+    # Confirm the catches the CI check will rely on: a catch that does not repeat is flaky.
+    for attempt in range(3):
+        result = execute_plan(runner, matrix, plan(matrix))
+        flaky = [(m, c) for m, c, verdict, _ in result["misses"]]
+        for m, c in flaky:
+            matrix["results"][c][m] = matrix["results"][c][m][:2] + ["flaky"]
+        if not flaky:
+            break
+        print(f"{len(flaky)} catches did not repeat (marked flaky): "
+              f"{', '.join(f'{m}/{c}' for m, c in flaky)}", flush=True)
+    matrix["generated"] = datetime.datetime.now(datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    matrix["soakSeconds"] = round(time.monotonic() - started)
+    matrix["summary"] = summary(matrix)
+    save(matrix, args.matrix)
+    if args.html:
+        write_html(matrix, args.html)
+    report_summary(matrix["summary"])
+    sys.exit(0 if complete(matrix["summary"]) else 1)
+
+
+def execute_plan(runner, matrix, chosen):
+    """Runs the planned (mutant, case) pairs on `runner.jobs` workers, one shoal-conform run (-j 1)
+    each; returns the misses (pairs that did not catch) and the quiet mutants found loud."""
+    plaintext_ids = {c["id"] for c in matrix["cases"] if c.get("mode") == "plaintext"}
+    loud = {m["name"] for m in matrix["mutants"] if m.get("loud")}
+    batches = []
+    for name, cases in sorted(chosen.items()):
+        for mode in ("tls", "plaintext"):
+            part = [c for c in cases if (c in plaintext_ids) == (mode == "plaintext")]
+            for i in range(0, len(part), CHUNK):
+                batches.append((name, part[i:i + CHUNK], mode == "plaintext"))
+    batches.sort(key=lambda b: -len(b[1]))  # large first: the workers end together
+    misses, louder = [], set()
+
+    def one(batch):
+        name, cases, plaintext = batch
+        return batch, runner.run(name, cases, plaintext=plaintext, jobs=1)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=runner.jobs) as pool:
+        for (name, cases, _), verdicts in pool.map(one, batches):
+            if name not in loud and verdicts.get("sanity/first", ("",))[0] != "OK":
+                louder.add(name)
+            for c in cases:
+                verdict, _, why = verdicts.get(c, ("NOT RUN", 0, ""))
+                if not caught(verdict):
+                    misses.append((name, c, verdict, why))
+    return {"misses": misses, "louder": sorted(louder), "pairs": sum(len(b[1]) for b in batches),
+            "runs": len(batches)}
+
+
+def stale(runner, matrix):
+    """What changed since the matrix was made: cases or mutants it does not know."""
+    ids = {c["id"] for c in matrix["cases"]}
+    names = {m["name"] for m in matrix["mutants"]}
+    new_cases = [c["id"] for c in runner.cases() if c["id"] not in ids]
+    new_mutants = [m["name"] for m in runner.mutants() if m["name"] not in names]
+    return new_cases, new_mutants
+
+
+def cmd_check(runner, args):
+    started = time.monotonic()
+    matrix = load(args.matrix)
+    problems = []
+    new_cases, new_mutants = stale(runner, matrix)
+    if new_cases or new_mutants:
+        problems.append("the matrix is out of date (run the soak with --update): new cases "
+                        f"{new_cases or '-'}, new mutants {new_mutants or '-'}")
+    s = summary(matrix)
+    if not complete(s):
+        problems.append(f"the committed matrix is incomplete: {s['uncaughtMutants']} uncaught, "
+                        f"{s['casesNeverFailing']} never failing")
+    chosen = plan(matrix)
+    result = execute_plan(runner, matrix, chosen)
+    for name, case_id, verdict, why in result["misses"]:
+        problems.append(f"{case_id} no longer catches {name}: {verdict} {why}")
+    for name in result["louder"]:
+        problems.append(f"mutant {name} now fails the sanity case (it breaks every handshake)")
+    print(f"mutation check: {len(chosen)} mutants, {result['pairs']} (mutant, case) pairs in "
+          f"{result['runs']} runs, -j {runner.jobs}: {time.monotonic() - started:.0f} s")
+    for p in problems:
+        print(f"  {p}")
+    sys.exit(1 if problems else 0)
+
+
+def complete(s):
+    return not s["uncaughtMutants"] and not s["casesNeverFailing"] and not s["baselineFailures"]
+
+
+def report_summary(s):
+    print(f"mutants caught: {s['mutantsCaught']}/{s['mutants']}"
+          f" ({100 * s['mutantsCaught'] / max(s['mutants'], 1):.0f} %)"
+          f"; cases able to fail: {s['casesAbleToFail']}/{s['cases']}"
+          f" ({100 * s['casesAbleToFail'] / max(s['cases'], 1):.0f} %)")
+    for key in ("uncaughtMutants", "casesNeverFailing", "loudMutants", "baselineFailures"):
+        if s[key]:
+            print(f"  {key}: {', '.join(s[key])}")
+
+
+# --- HTML --------------------------------------------------------------------------------------------
+
+STYLE = """
+body{font:13px system-ui,sans-serif;margin:1.5em;color:#222}
+h1{font-size:1.4em}table{border-collapse:collapse}
+.m th.v{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;font-weight:normal;
+ padding:4px 1px;vertical-align:bottom}
+.m td,.m th{border:1px solid #ddd;padding:0 2px;text-align:center}
+.m td.id{text-align:left;white-space:nowrap;font-family:monospace}
+.m thead th{position:sticky;top:0;background:#fff}
+td.c{background:#2e7d32;color:#fff}td.x{background:#a5d6a7}td.f{background:#ffb300}
+td.n{background:#ef9a9a}td.e{background:#90a4ae}th.loud{color:#b71c1c}
+.s td,.s th{border:1px solid #ddd;padding:2px 6px;text-align:left}
+"""
+
+
+def write_html(matrix, path):
+    s = matrix.get("summary") or summary(matrix)
+    got = catches(matrix)
+    mutants = matrix["mutants"]
+    out = [f"<!doctype html><meta charset=utf-8><title>shoal mutation matrix</title>"
+           f"<style>{STYLE}</style><h1>shoal-conform: mutation matrix</h1>"]
+    out.append(
+        f"<p>Generated {html.escape(matrix.get('generated', '?'))} in "
+        f"{matrix.get('soakSeconds', '?')} s. <b>{s['mutantsCaught']}/{s['mutants']}</b> mutants "
+        f"caught, <b>{s['casesAbleToFail']}/{s['cases']}</b> cases able to fail. A cell is a "
+        f"case (row) against a mutant (column): <span style='background:#2e7d32;color:#fff'>"
+        f"&nbsp;F&nbsp;</span> FAIL (caught), <span style='background:#a5d6a7'>&nbsp;f&nbsp;"
+        f"</span> FAIL against a loud mutant outside its requirements (does not count), "
+        f"<span style='background:#ffb300'>&nbsp;?&nbsp;</span> flaky, blank OK, "
+        f"<span style='background:#90a4ae'>&nbsp;E&nbsp;</span> ERROR / other. Loud mutants "
+        f"(red) fail the sanity case.</p>")
+    for key, label in (("uncaughtMutants", "Mutants no case catches"),
+                       ("casesNeverFailing", "Cases no mutant fails"),
+                       ("baselineFailures", "Cases failing without a mutant")):
+        if s[key]:
+            out.append(f"<p><b>{label}:</b> {html.escape(', '.join(s[key]))}</p>")
+    out.append("<h2>Mutants</h2><table class=s><tr><th>mutant</th><th>area</th>"
+               "<th>requirements</th><th>what it breaks</th><th>caught by</th></tr>")
+    for m in mutants:
+        n = sum(1 for name, _ in got if name == m["name"])
+        out.append(f"<tr><td>{html.escape(m['name'])}{' (loud)' if m.get('loud') else ''}</td>"
+                   f"<td>{html.escape(m['area'])}</td>"
+                   f"<td>{html.escape(', '.join(m['requirements']))}</td>"
+                   f"<td>{html.escape(m['breaks'])}</td><td>{n}</td></tr>")
+    out.append("</table><h2>Matrix</h2><table class=m><thead><tr><th>case</th><th>n</th>")
+    for m in mutants:
+        cls = "v loud" if m.get("loud") else "v"
+        out.append(f"<th class='{cls}' title='{html.escape(m['breaks'], quote=True)}'>"
+                   f"{html.escape(m['name'])}</th>")
+    out.append("</tr></thead><tbody>")
+    for case in matrix["cases"]:
+        row = matrix["results"].get(case["id"], {})
+        n = sum(1 for name, c in got if c == case["id"])
+        title = html.escape(f"{case['title']} [{case['role']}, {case['level']}]", quote=True)
+        cls = " class=n" if n == 0 else ""
+        out.append(f"<tr><td class=id title='{title}'>{html.escape(case['id'])}</td>"
+                   f"<td{cls}>{n}</td>")
+        for m in mutants:
+            cell = row.get(m["name"], ["NOT RUN", 0])
+            verdict = cell[0]
+            tip = html.escape(f"{case['id']} x {m['name']}: {verdict}, {cell[1]} ms", quote=True)
+            if caught(verdict) and "flaky" in cell[2:]:
+                out.append(f"<td class=f title='{tip}'>?</td>")
+            elif caught(verdict):
+                counted = (m["name"], case["id"]) in got
+                out.append(f"<td class={'c' if counted else 'x'} title='{tip}'>"
+                           f"{'F' if counted else 'f'}</td>")
+            elif verdict in ("OK", "UNIMPLEMENTED"):
+                out.append("<td></td>")
+            else:
+                out.append(f"<td class=e title='{tip}'>E</td>")
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    with open(path, "w") as f:
+        f.write("".join(out))
+
+
+def cmd_html(args):
+    write_html(load(args.matrix), args.out)
+
+
+# --- command line ------------------------------------------------------------------------------------
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--shoal")
+    parser.add_argument("--conform")
+    parser.add_argument("--launch", help="shoal-conform --launch template with {mutant}")
+    parser.add_argument("--control", default=None)
+    parser.add_argument("-j", "--jobs", type=int, default=2)
+    parser.add_argument("--temp", default=tempfile.gettempdir())
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list")
+    p = sub.add_parser("catch")
+    p.add_argument("mutant")
+    p.add_argument("cases", nargs="+")
+    p = sub.add_parser("soak")
+    p.add_argument("matrix")
+    p.add_argument("--html")
+    p.add_argument("--update", action="store_true",
+                   help="keep the matrix's verdicts; run only new cases and new mutants")
+    p = sub.add_parser("check")
+    p.add_argument("matrix")
+    p = sub.add_parser("html")
+    p.add_argument("matrix")
+    p.add_argument("out")
+    args = parser.parse_args()
+    if args.command == "html":
+        return cmd_html(args)
+    for needed in ("shoal", "conform", "launch"):
+        if not getattr(args, needed):
+            die(f"--{needed} is required")
+    runner = Runner(args)
+    {"list": cmd_list, "catch": cmd_catch, "soak": cmd_soak, "check": cmd_check}[args.command](
+        runner, args)
+
+
+if __name__ == "__main__":
+    main()
