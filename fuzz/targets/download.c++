@@ -48,8 +48,11 @@
 #include <set>
 #include <vector>
 
+#include "targets/fuzz-input.h"
+
 using namespace shoal;
 using namespace shoal::peer::download;
+using shoal::fuzz::Input;
 using wire::ErrorCode;
 
 namespace {
@@ -57,17 +60,6 @@ namespace {
 constexpr uint32_t kChunk = 4096;
 constexpr size_t kMaxInput = 8 * 1024;
 constexpr int kMaxRestarts = 2;
-
-class Input {
- public:
-  Input(const uint8_t* data, size_t size) : at(data), end(data + size) {}
-  bool done() const { return at == end; }
-  uint8_t byte() { return at < end ? *at++ : 0; }
-
- private:
-  const uint8_t* at;
-  const uint8_t* end;
-};
 
 // --- the item in two versions ------------------------------------------------------------------
 

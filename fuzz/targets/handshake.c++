@@ -223,62 +223,8 @@ class Harness {
       for (auto& f : frames)
         checkSent(*f);
       bool decide = false;
-      for (auto& e : events) {
-        KJ_ASSERT(closedEvents == 0, "an event after Closed");
-        KJ_SWITCH_ONEOF(e) {
-          KJ_CASE_ONEOF(hello, event::HelloReceived) {
-            KJ_ASSERT(role == Role::responder && validHelloReceived);
-            KJ_ASSERT(hello.peer.id != local, "connection to self not refused");
-            KJ_IF_MAYBE (proven, authenticated) {
-              KJ_ASSERT(hello.peer.id == *proven, "[HS-8] spoofed id accepted for a verdict");
-            }
-            decide = true;
-          }
-          KJ_CASE_ONEOF(est, event::Established) {
-            KJ_ASSERT(++establishedEvents == 1);
-            KJ_ASSERT(role == Role::responder ? accepted : helloAckReceived,
-                      "established without a valid HelloAck / accepted Hello");
-            KJ_ASSERT(est.peer.id != local);
-            KJ_ASSERT(est.peer.version >= config.versionMin &&
-                      est.peer.version <= config.versionMax);
-            KJ_IF_MAYBE (proven, authenticated) {
-              KJ_ASSERT(est.peer.id == *proven, "[HS-8]/[HS-10] spoofed id established");
-            }
-          }
-          KJ_CASE_ONEOF(rejected, event::Rejected) {
-            KJ_ASSERT(role == Role::initiator);
-            (void)rejected;
-          }
-          KJ_CASE_ONEOF(request, event::IncomingRequest) {
-            KJ_ASSERT(core.isEstablished(), "[RQ-1] a request before the handshake");
-            KJ_ASSERT(codec::requestIdOf(request.frame.root()) == request.id);
-            KJ_ASSERT(!KJ_ASSERT_NONNULL(answered.find(request.id)), "answered before asked");
-            incomingKinds.insert(request.id, request.frame.kind());
-            pendingIncoming.add(request.id);
-          }
-          KJ_CASE_ONEOF(cancelled, event::RequestCancelled) {
-            KJ_ASSERT(answered.find(cancelled.id) != nullptr);
-          }
-          KJ_CASE_ONEOF(response, event::Response) {
-            ourEvent(response.id, response.terminal);
-          }
-          KJ_CASE_ONEOF(failed, event::RequestFailed) {
-            ourEvent(failed.id, true);
-          }
-          KJ_CASE_ONEOF(changed, event::LibraryChanged) {
-            KJ_ASSERT(core.isEstablished());
-            (void)changed;
-          }
-          KJ_CASE_ONEOF(goodbye, event::GoodbyeReceived) {
-            KJ_ASSERT(core.isEstablished());
-            (void)goodbye;
-          }
-          KJ_CASE_ONEOF(closed, event::Closed) {
-            ++closedEvents;
-            (void)closed;
-          }
-        }
-      }
+      for (auto& e : events)
+        decide = checkEvent(e) || decide;
       if (decide) {
         KJ_ASSERT(core.state() == SessionCore::State::awaitingVerdict);
         if (refuse) {
@@ -309,6 +255,68 @@ class Harness {
     }
   }
 
+  // Checks one event; true when it asks the owner for a verdict on a Hello.
+  bool checkEvent(SessionEvent& e) {
+    KJ_ASSERT(closedEvents == 0, "an event after Closed");
+    KJ_SWITCH_ONEOF(e) {
+      KJ_CASE_ONEOF(hello, event::HelloReceived) {
+        KJ_ASSERT(role == Role::responder && validHelloReceived);
+        KJ_ASSERT(hello.peer.id != local, "connection to self not refused");
+        KJ_IF_MAYBE (proven, authenticated) {
+          KJ_ASSERT(hello.peer.id == *proven, "[HS-8] spoofed id accepted for a verdict");
+        }
+        return true;
+      }
+      KJ_CASE_ONEOF(est, event::Established) {
+        checkEstablished(est);
+      }
+      KJ_CASE_ONEOF(rejected, event::Rejected) {
+        KJ_ASSERT(role == Role::initiator);
+        (void)rejected;
+      }
+      KJ_CASE_ONEOF(request, event::IncomingRequest) {
+        KJ_ASSERT(core.isEstablished(), "[RQ-1] a request before the handshake");
+        KJ_ASSERT(codec::requestIdOf(request.frame.root()) == request.id);
+        KJ_ASSERT(!KJ_ASSERT_NONNULL(answered.find(request.id)), "answered before asked");
+        incomingKinds.insert(request.id, request.frame.kind());
+        pendingIncoming.add(request.id);
+      }
+      KJ_CASE_ONEOF(cancelled, event::RequestCancelled) {
+        KJ_ASSERT(answered.find(cancelled.id) != nullptr);
+      }
+      KJ_CASE_ONEOF(response, event::Response) {
+        ourEvent(response.id, response.terminal);
+      }
+      KJ_CASE_ONEOF(failed, event::RequestFailed) {
+        ourEvent(failed.id, true);
+      }
+      KJ_CASE_ONEOF(changed, event::LibraryChanged) {
+        KJ_ASSERT(core.isEstablished());
+        (void)changed;
+      }
+      KJ_CASE_ONEOF(goodbye, event::GoodbyeReceived) {
+        KJ_ASSERT(core.isEstablished());
+        (void)goodbye;
+      }
+      KJ_CASE_ONEOF(closed, event::Closed) {
+        ++closedEvents;
+        (void)closed;
+      }
+    }
+    return false;
+  }
+
+  void checkEstablished(const event::Established& est) {
+    KJ_ASSERT(++establishedEvents == 1);
+    KJ_ASSERT(role == Role::responder ? accepted : helloAckReceived,
+              "established without a valid HelloAck / accepted Hello");
+    KJ_ASSERT(est.peer.id != local);
+    KJ_ASSERT(est.peer.version >= config.versionMin && est.peer.version <= config.versionMax);
+    KJ_IF_MAYBE (proven, authenticated) {
+      KJ_ASSERT(est.peer.id == *proven, "[HS-8]/[HS-10] spoofed id established");
+    }
+  }
+
   void ourEvent(uint64_t id, bool terminal) {
     KJ_ASSERT(role == Role::initiator);
     for (auto c : cancelledIds)
@@ -332,30 +340,7 @@ class Harness {
                      failure->message);
     }
     if (framesSent++ == 0) firstKind = kind;
-    if (role == Role::responder) {
-      if (!validHelloReceived) {
-        // [HS-2]: before Hello only the Error{0} answering a frame out of place.
-        KJ_ASSERT(framesReceived > 0 && kind == Which::ERROR && root.getError().getId() == 0,
-                  "a responder spoke before it received Hello", codec::name(kind));
-      }
-      if (framesSent == 1) {
-        KJ_ASSERT(kind == Which::HELLO_ACK || kind == Which::REJECT || kind == Which::ERROR,
-                  "first frame of a responder", codec::name(kind));
-      }
-      if (kind == Which::HELLO_ACK) {
-        KJ_ASSERT(accepted && framesSent == 1);
-      }
-      KJ_ASSERT(kind != Which::HELLO);
-    } else {
-      if (framesSent == 1) {
-        KJ_ASSERT(kind == Which::HELLO);
-      }
-      if (framesSent > 1 && establishedEvents == 0) {
-        // [HS-2]: after Hello the initiator waits; it may only give up with Error{0}.
-        KJ_ASSERT(kind == Which::ERROR && root.getError().getId() == 0, codec::name(kind));
-      }
-      KJ_ASSERT(kind != Which::HELLO_ACK && kind != Which::REJECT);
-    }
+    checkSentInOrder(root);
     if (kind == Which::REJECT) {
       KJ_ASSERT(role == Role::responder);
       auto code = root.getReject().getCode();
@@ -381,6 +366,35 @@ class Harness {
       auto& done = KJ_ASSERT_NONNULL(answered.find(id), "an answer to an id never received", id);
       KJ_ASSERT(!done, "a frame after the terminal answer", id, codec::name(kind));
       if (isTerminal(root)) done = true;
+    }
+  }
+
+  // [HS-2]: who may say what before the handshake completes.
+  void checkSentInOrder(wire::Frame::Reader root) {
+    auto kind = root.which();
+    if (role == Role::responder) {
+      if (!validHelloReceived) {
+        // [HS-2]: before Hello only the Error{0} answering a frame out of place.
+        KJ_ASSERT(framesReceived > 0 && kind == Which::ERROR && root.getError().getId() == 0,
+                  "a responder spoke before it received Hello", codec::name(kind));
+      }
+      if (framesSent == 1) {
+        KJ_ASSERT(kind == Which::HELLO_ACK || kind == Which::REJECT || kind == Which::ERROR,
+                  "first frame of a responder", codec::name(kind));
+      }
+      if (kind == Which::HELLO_ACK) {
+        KJ_ASSERT(accepted && framesSent == 1);
+      }
+      KJ_ASSERT(kind != Which::HELLO);
+    } else {
+      if (framesSent == 1) {
+        KJ_ASSERT(kind == Which::HELLO);
+      }
+      if (framesSent > 1 && establishedEvents == 0) {
+        // [HS-2]: after Hello the initiator waits; it may only give up with Error{0}.
+        KJ_ASSERT(kind == Which::ERROR && root.getError().getId() == 0, codec::name(kind));
+      }
+      KJ_ASSERT(kind != Which::HELLO_ACK && kind != Which::REJECT);
     }
   }
 

@@ -19,8 +19,9 @@
 //   4 forged snapshot, 5 forged delta: see forged()
 //   6 restart the library (new epoch)   7 reset the view (a new session)
 //
-// Oracle: a reference model written from docs/protocol.md §5 and §6.5 (std containers, the library
-// digest recomputed from the spec's byte layout) predicts every page's outcome and the state held.
+// Oracle: a reference model (library-model.h) written from docs/protocol.md §5 and §6.5 (std
+// containers, the library digest recomputed from the spec's byte layout) predicts every page's
+// outcome and the state held.
 // Invariants (KJ_ASSERT): the view's outcome is the model's; whenever a summary is held (always
 // after `applied`), the items are strictly ascending, libraryDigest(items) equals the summary's
 // digest and the items are the model's; honest answers to view.request() always end in `applied`
@@ -34,9 +35,10 @@
 #include <shoal/peer/library/library-view.h>
 #include <shoal/peer/library/library.h>
 
+#include "targets/fuzz-input.h"
+#include "targets/library-model.h"
+
 #include <algorithm>
-#include <map>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,20 +47,12 @@ using namespace shoal::peer::library;
 using codec::Digest;
 using codec::ItemInfo;
 using codec::Summary;
+using fuzz::Input;
+using fuzz::Items;
+using fuzz::PageData;
+using fuzz::stdString;
 
 namespace {
-
-class Input {
- public:
-  Input(const uint8_t* data, size_t size) : at(data), end(data + size) {}
-  bool done() const { return at == end; }
-  uint8_t byte() { return at < end ? *at++ : 0; }
-  uint16_t u16() { return uint16_t(byte() | byte() << 8); }
-
- private:
-  const uint8_t* at;
-  const uint8_t* end;
-};
 
 // --- the alphabet ------------------------------------------------------------------------------
 
@@ -114,214 +108,6 @@ const Alphabet& alphabet() {
   return a;
 }
 
-std::string stdString(kj::StringPtr s) {
-  return std::string(s.begin(), s.size());
-}
-
-// --- the reference model -----------------------------------------------------------------------
-
-using Items = std::map<std::string, ItemInfo>;  // std::string orders bytewise (unsigned)
-
-void putU32(std::vector<uint8_t>& b, uint32_t v) {
-  for (int i = 0; i < 4; ++i)
-    b.push_back(uint8_t(v >> (8 * i)));
-}
-void putU64(std::vector<uint8_t>& b, uint64_t v) {
-  for (int i = 0; i < 8; ++i)
-    b.push_back(uint8_t(v >> (8 * i)));
-}
-void putText(std::vector<uint8_t>& b, kj::StringPtr s) {
-  putU32(b, uint32_t(s.size()));
-  b.insert(b.end(), s.begin(), s.end());
-}
-
-// The library digest from docs/protocol.md §6.3, byte for byte.
-Digest specDigest(const Items& items) {
-  static const char tag[] = "shoal-library-v1";
-  std::vector<uint8_t> b(tag, tag + sizeof(tag));  // the NUL included
-  putU32(b, uint32_t(items.size()));
-  for (auto& [id, item] : items) {
-    putText(b, item.itemId);
-    putText(b, item.name);
-    putU64(b, item.size);
-    putU32(b, item.fileCount);
-    b.insert(b.end(), item.manifestDigest.bytes, item.manifestDigest.bytes + codec::kDigestBytes);
-  }
-  return codec::sha256(kj::arrayPtr(b.data(), b.size()));
-}
-
-Items cloneItems(const Items& items) {
-  Items out;
-  for (auto& [id, item] : items)
-    out.emplace(id, item.clone());
-  return out;
-}
-
-// One page as the view sees it, read from the validated frame.
-struct PageData {
-  bool isDelta = false;
-  uint64_t id = 0;
-  Summary summary;
-  uint64_t fromRev = 0;
-  uint32_t page = 0;
-  bool last = false;
-  std::vector<ItemInfo> items;  // snapshot items or delta upserts
-  std::vector<std::string> removals;
-
-  size_t entries() const { return items.size() + removals.size(); }
-};
-
-PageData pageOf(const codec::InboundFrame& frame) {
-  PageData d;
-  auto root = frame.root();
-  if (root.isLibrarySnapshot()) {
-    auto s = root.getLibrarySnapshot();
-    d.id = s.getId();
-    d.summary = Summary::fromWire(s.getSummary());
-    d.page = s.getPage();
-    d.last = s.getLast();
-    for (auto e : s.getItems())
-      d.items.push_back(codec::itemInfoOf(e));
-  } else {
-    auto s = root.getLibraryDelta();
-    d.isDelta = true;
-    d.id = s.getId();
-    d.summary = Summary::fromWire(s.getSummary());
-    d.fromRev = s.getFromRev();
-    d.page = s.getPage();
-    d.last = s.getLast();
-    for (auto e : s.getUpserts())
-      d.items.push_back(codec::itemInfoOf(e));
-    for (auto r : s.getRemovals())
-      d.removals.push_back(std::string(r.begin(), r.size()));
-  }
-  return d;
-}
-
-struct Held {
-  Summary summary;
-  Items items;
-  bool honest = false;  // produced by honest answers of the current Library
-};
-
-struct Pending {
-  bool isDelta = false;
-  uint64_t id = 0;
-  Summary summary;
-  uint64_t fromRev = 0;
-  uint32_t nextPage = 0;
-  size_t entries = 0;
-  bool honest = true;
-  std::vector<ItemInfo> snapshot;
-  std::map<std::string, std::optional<ItemInfo>> changes;  // nullopt: removed
-  bool cannotApply = false;
-};
-
-struct Model {
-  explicit Model(size_t maxItems) : maxItems(maxItems) {}
-
-  size_t maxItems;
-  std::optional<Held> held;
-  std::optional<Pending> pending;
-
-  ViewOutcome protocolError() {
-    pending.reset();  // the held state stays as it was
-    return ViewOutcome::protocolError;
-  }
-
-  ViewOutcome finish(Items items, const Summary& summary, bool honest) {
-    if (specDigest(items) != summary.digest) {  // [LIB-14]
-      held.reset();
-      return ViewOutcome::resync;
-    }
-    held = Held{summary, std::move(items), honest};
-    return ViewOutcome::applied;
-  }
-
-  ViewOutcome step(const PageData& d, bool honest) {
-    if (pending) {  // [RQ-5], [RQ-6]: the next page of the same answer, shared fields unchanged
-      if (pending->isDelta != d.isDelta || pending->id != d.id) return protocolError();
-      if (pending->summary != d.summary || pending->fromRev != d.fromRev) return protocolError();
-      if (d.page != pending->nextPage) return protocolError();
-    } else {
-      if (d.page != 0) return protocolError();
-      pending.emplace();
-      pending->isDelta = d.isDelta;
-      pending->id = d.id;
-      pending->summary = d.summary;
-      pending->fromRev = d.fromRev;
-    }
-    auto& p = *pending;
-    p.honest = p.honest && honest;
-    ++p.nextPage;
-    p.entries += d.entries();
-    if (p.entries > maxItems) return protocolError();         // the local bound
-    if (!d.last && d.entries() == 0) return protocolError();  // [RQ-5]
-    if (!d.isDelta) {
-      // [LIB-9]: ascending across pages (within a page, validation saw to it).
-      if (!d.items.empty() && !p.snapshot.empty() &&
-          !(stdString(p.snapshot.back().itemId) < stdString(d.items.front().itemId))) {
-        return protocolError();
-      }
-      for (auto& item : d.items)
-        p.snapshot.push_back(item.clone());
-      if (!d.last) return ViewOutcome::morePages;
-      Items all;
-      for (auto& item : p.snapshot)
-        all.emplace(stdString(item.itemId), item.clone());
-      bool h = p.honest;
-      Summary s = p.summary;
-      pending.reset();
-      return finish(std::move(all), s, h);  // [LIB-12]: only now
-    }
-    if (p.nextPage == 1) {  // [LIB-13]: does it start from the state held?
-      p.cannotApply =
-          !held || held->summary.epoch != d.summary.epoch || held->summary.rev != d.fromRev;
-    }
-    if (!p.cannotApply) {
-      for (auto& r : d.removals) {
-        bool inUpserts = false;
-        for (auto& u : d.items)
-          inUpserts = inUpserts || stdString(u.itemId) == r;
-        if (inUpserts) {
-          p.cannotApply = true;  // one page names it in both lists
-          break;
-        }
-        auto c = p.changes.find(r);
-        bool present = c != p.changes.end() ? c->second.has_value() : held->items.count(r) > 0;
-        if (!present) {
-          p.cannotApply = true;  // removes what the view does not have at that point
-          break;
-        }
-        p.changes[r] = std::nullopt;
-      }
-      if (!p.cannotApply) {
-        for (auto& u : d.items)
-          p.changes[stdString(u.itemId)] = u.clone();
-      }
-    }
-    if (!d.last) return ViewOutcome::morePages;
-    if (p.cannotApply) {
-      pending.reset();
-      held.reset();
-      return ViewOutcome::resync;
-    }
-    Items merged = cloneItems(held->items);
-    for (auto& [id, change] : p.changes) {
-      if (change) {
-        merged.insert_or_assign(id, change->clone());
-      } else {
-        merged.erase(id);
-      }
-    }
-    bool h = p.honest && held->honest;
-    Summary s = p.summary;
-    pending.reset();
-    if (merged.size() > maxItems) return protocolError();
-    return finish(std::move(merged), s, h);
-  }
-};
-
 // --- the harness -------------------------------------------------------------------------------
 
 struct Harness {
@@ -333,7 +119,7 @@ struct Harness {
   size_t maxItems;
   uint32_t historyRevs;
   LibraryView view;
-  Model model;
+  fuzz::LibraryViewModel model;
   kj::Own<Library> library;
   uint64_t nextEpoch = 0x5EED000000000001ull;
   uint64_t nextRequestId = 1;
@@ -400,7 +186,7 @@ struct Harness {
     auto& frame = decoded.get<codec::InboundFrame>();
     auto root = frame.root();
     KJ_ASSERT(root.isLibrarySnapshot() || root.isLibraryDelta());
-    auto d = pageOf(frame);
+    auto d = fuzz::pageOf(frame);
     auto expected = model.step(d, honest);
     auto result = root.isLibrarySnapshot() ? view.onSnapshotPage(root.getLibrarySnapshot())
                                            : view.onDeltaPage(root.getLibraryDelta());
@@ -472,46 +258,18 @@ struct Harness {
   // otherwise bits 0-2 skew the request and bits 3-5 mangle the paging.
   void honestSync(uint8_t mfb, uint8_t mode, uint8_t param) {
     auto& libSummary = library->summary();
-    auto since = view.request();
-    auto heldRev = since.rev;
-    switch (mode & 7) {
-      case 0: break;
-      case 1: since = {}; break;
-      case 2: since = {libSummary.epoch, libSummary.rev - 1}; break;
-      case 3: since = {libSummary.epoch, libSummary.rev - 1 - param % 8}; break;
-      case 4: since = {libSummary.epoch, libSummary.rev + 1}; break;
-      case 5: since = {1, heldRev == 0 ? 1 : heldRev}; break;
-      case 6: since.rev += 1; break;
-      case 7: since = {libSummary.epoch, heldRev}; break;
-    }
-    // Both 0 or both set ([LIB-8], Table 1); an underflowed rev falls back to {0, 0} too.
-    if (since.epoch == 0 || since.rev == 0 || since.rev > (uint64_t(1) << 62)) since = {};
+    auto since = skewedSince(mode & 7, param);
     uint32_t maxFrameBytes = frameBytes(mfb);
     auto answer = library->answer(since.epoch, since.rev);
-    uint64_t id = nextRequestId++;
-    auto pages = honestPages(id, answer, maxFrameBytes);
-    size_t n = pages.size(), k = param % n;
+    auto pages = honestPages(nextRequestId++, answer, maxFrameBytes);
+    size_t n = pages.size();
     uint32_t mangle = (mode >> 3) & 7;
-
-    kj::Vector<kj::ArrayPtr<const kj::byte>> order;
     kj::Array<kj::Array<kj::byte>> other;
-    for (size_t i = 0; i < n; ++i) {
-      if (mangle == 3 && i == k) continue;  // dropped
-      if (mangle == 6 && i == k) break;     // cut short: the answer stays open
-      if (mangle == 5 && i == k && i + 1 < n) {
-        order.add(pages[i + 1]);  // swapped with the next one
-        order.add(pages[i]);
-        ++i;
-        continue;
-      }
-      order.add(pages[i]);
-      if (mangle == 4 && i == k) order.add(pages[i]);  // repeated
-      if (mangle == 7 && i == k) {
-        // A page of another answer in the middle of this one.
-        other = honestPages(nextRequestId++, answer, maxFrameBytes);
-        order.add(other[0]);
-      }
-    }
+    auto order = mangled(pages, mangle, param % n, [&]() {
+      // A page of another answer in the middle of this one.
+      other = honestPages(nextRequestId++, answer, maxFrameBytes);
+      return other[0].asPtr();
+    });
 
     auto before = view.request();
     bool exact = mangle <= 2 && (mode & 7) == 0 && !view.midAnswer();
@@ -539,7 +297,55 @@ struct Harness {
     KJ_ASSERT(outcomes.size() == n, outcomes.size(), n);
     KJ_ASSERT(outcomes[n - 1] == ViewOutcome::applied, name(outcomes[n - 1]), before.epoch,
               before.rev, libSummary.rev, answer.kind == LibraryAnswer::Kind::delta);
-    KJ_ASSERT(KJ_ASSERT_NONNULL(view.summary()) == libSummary);
+    checkHoldsLibrary();
+  }
+
+  // What a GetLibrary asks: the view's request, or (skew 1-7) something else a peer could ask.
+  LibraryView::Since skewedSince(uint8_t skew, uint8_t param) {
+    auto& libSummary = library->summary();
+    auto since = view.request();
+    auto heldRev = since.rev;
+    switch (skew) {
+      case 0: break;
+      case 1: since = {}; break;
+      case 2: since = {libSummary.epoch, libSummary.rev - 1}; break;
+      case 3: since = {libSummary.epoch, libSummary.rev - 1 - param % 8}; break;
+      case 4: since = {libSummary.epoch, libSummary.rev + 1}; break;
+      case 5: since = {1, heldRev == 0 ? 1 : heldRev}; break;
+      case 6: since.rev += 1; break;
+      case 7: since = {libSummary.epoch, heldRev}; break;
+    }
+    // Both 0 or both set ([LIB-8], Table 1); an underflowed rev falls back to {0, 0} too.
+    if (since.epoch == 0 || since.rev == 0 || since.rev > (uint64_t(1) << 62)) since = {};
+    return since;
+  }
+
+  // The pages in the order they are fed: page k dropped (3), repeated (4), swapped with the next
+  // (5), the answer cut short at it (6) or followed by `foreign()` (7); else as paged.
+  template <typename Foreign>
+  static kj::Vector<kj::ArrayPtr<const kj::byte>> mangled(
+      const kj::Array<kj::Array<kj::byte>>& pages, uint32_t mangle, size_t k, Foreign&& foreign) {
+    kj::Vector<kj::ArrayPtr<const kj::byte>> order;
+    size_t n = pages.size();
+    for (size_t i = 0; i < n; ++i) {
+      if (mangle == 3 && i == k) continue;  // dropped
+      if (mangle == 6 && i == k) break;     // cut short: the answer stays open
+      if (mangle == 5 && i == k && i + 1 < n) {
+        order.add(pages[i + 1]);  // swapped with the next one
+        order.add(pages[i]);
+        ++i;
+        continue;
+      }
+      order.add(pages[i]);
+      if (mangle == 4 && i == k) order.add(pages[i]);  // repeated
+      if (mangle == 7 && i == k) order.add(foreign());
+    }
+    return order;
+  }
+
+  // The view holds exactly the Library's items and summary.
+  void checkHoldsLibrary() {
+    KJ_ASSERT(KJ_ASSERT_NONNULL(view.summary()) == library->summary());
     auto listed = library->items();
     auto items = view.items();
     KJ_ASSERT(items.size() == listed.size(), items.size(), listed.size());
@@ -590,59 +396,64 @@ struct Harness {
     int invalid = -1;
   };
 
+  // The first two entries of `list` swapped (out of order, or a duplicate).
+  template <typename List>
+  static void swapFirstTwo(List list) {
+    if (list.size() < 2) return;
+    auto a = kj::str(list[0].asReader().getItemId());
+    auto b = kj::str(list[1].asReader().getItemId());
+    list[0].setItemId(b);
+    list[1].setItemId(a);
+  }
+
+  static void fillSummary(wire::LibrarySummary::Builder s, const Forged& f) {
+    f.summary.toWire(s);
+    if (f.invalid == 1) s.setEpoch(0);
+    if (f.invalid == 2) s.setRev(0);
+    if (f.invalid == 3) s.setDigest(f.summary.digest.asBytes().slice(0, 31));
+  }
+
+  static void fillItems(capnp::List<wire::ItemEntry>::Builder list, const Forged& f) {
+    for (size_t i = 0; i < f.items.size(); ++i)
+      codec::fillItemEntry(list[kj::uint(i)], f.items[i]);
+  }
+
+  static void fillSnapshot(wire::LibrarySnapshot::Builder s, const Forged& f) {
+    auto items = f.items.size();
+    s.setId(f.invalid == 0 ? 0 : f.id);
+    fillSummary(s.initSummary(), f);
+    s.setPage(f.page);
+    s.setLast(f.last);
+    fillItems(s.initItems(kj::uint(items)), f);
+    if (items > 0 && f.invalid == 5) s.getItems()[0].setItemId("..");
+    if (items > 0 && f.invalid == 6) s.getItems()[0].setName("bad\x01name");
+    if (items > 0 && f.invalid == 7) s.getItems()[0].setFileCount(1000001);
+    if (f.invalid == 4) swapFirstTwo(s.getItems());
+  }
+
+  static void fillDelta(wire::LibraryDelta::Builder d, const Forged& f) {
+    auto items = f.items.size();
+    d.setId(f.invalid == 0 ? 0 : f.id);
+    d.setFromRev(f.invalid == 7 ? f.summary.rev + 1 : f.fromRev);
+    fillSummary(d.initSummary(), f);
+    d.setPage(f.page);
+    d.setLast(f.last);
+    fillItems(d.initUpserts(kj::uint(items)), f);
+    auto rm = d.initRemovals(kj::uint(f.removals.size()));
+    for (size_t i = 0; i < f.removals.size(); ++i)
+      rm.set(kj::uint(i), kj::StringPtr(f.removals[i].c_str(), f.removals[i].size()));
+    if (f.removals.size() > 0 && f.invalid == 5) rm.set(0, "a/b");
+    if (items > 0 && f.invalid == 6) d.getUpserts()[0].setName("bad\x7fname");
+    if (f.invalid == 4) swapFirstTwo(d.getUpserts());
+  }
+
   kj::Array<kj::byte> encode(bool isDelta, const Forged& f) {
     capnp::MallocMessageBuilder m;
     auto root = m.initRoot<wire::Frame>();
-    auto fill = [&](capnp::List<wire::ItemEntry>::Builder list) {
-      for (size_t i = 0; i < f.items.size(); ++i)
-        codec::fillItemEntry(list[kj::uint(i)], f.items[i]);
-    };
-    auto summary = [&](wire::LibrarySummary::Builder s) {
-      f.summary.toWire(s);
-      if (f.invalid == 1) s.setEpoch(0);
-      if (f.invalid == 2) s.setRev(0);
-      if (f.invalid == 3) s.setDigest(f.summary.digest.asBytes().slice(0, 31));
-    };
-    auto items = f.items.size();
-    if (!isDelta) {
-      auto s = root.initLibrarySnapshot();
-      s.setId(f.invalid == 0 ? 0 : f.id);
-      summary(s.initSummary());
-      s.setPage(f.page);
-      s.setLast(f.last);
-      fill(s.initItems(kj::uint(items)));
-      if (items > 0 && f.invalid == 5) s.getItems()[0].setItemId("..");
-      if (items > 0 && f.invalid == 6) s.getItems()[0].setName("bad\x01name");
-      if (items > 0 && f.invalid == 7) s.getItems()[0].setFileCount(1000001);
+    if (isDelta) {
+      fillDelta(root.initLibraryDelta(), f);
     } else {
-      auto d = root.initLibraryDelta();
-      d.setId(f.invalid == 0 ? 0 : f.id);
-      d.setFromRev(f.invalid == 7 ? f.summary.rev + 1 : f.fromRev);
-      summary(d.initSummary());
-      d.setPage(f.page);
-      d.setLast(f.last);
-      fill(d.initUpserts(kj::uint(items)));
-      auto rm = d.initRemovals(kj::uint(f.removals.size()));
-      for (size_t i = 0; i < f.removals.size(); ++i)
-        rm.set(kj::uint(i), kj::StringPtr(f.removals[i].c_str(), f.removals[i].size()));
-      if (f.removals.size() > 0 && f.invalid == 5) rm.set(0, "a/b");
-      if (items > 0 && f.invalid == 6) d.getUpserts()[0].setName("bad\x7fname");
-    }
-    if (f.invalid == 4) {
-      // Two entries out of order (or a duplicate) in the first list that has any.
-      auto swap = [](auto list) {
-        if (list.size() >= 2) {
-          auto a = kj::str(list[0].asReader().getItemId());
-          auto b = kj::str(list[1].asReader().getItemId());
-          list[0].setItemId(b);
-          list[1].setItemId(a);
-        }
-      };
-      if (isDelta) {
-        swap(root.getLibraryDelta().getUpserts());
-      } else {
-        swap(root.getLibrarySnapshot().getItems());
-      }
+      fillSnapshot(root.initLibrarySnapshot(), f);
     }
     return codec::encodeFrame(m);
   }
@@ -666,9 +477,33 @@ struct Harness {
     }
     size_t npages = 1 + ((param >> 2) & 3);
     uint8_t layout = (param >> 4) & 3;
-
-    // The shared fields.
     uint8_t e = in.byte();
+    uint64_t fromRev = 0;
+    Summary summary = forgedSummary(in, e, isDelta, fromRev);
+    std::vector<Forged> pages = forgedContents(in, npages, layout, isDelta);
+    summary.digest = forgedDigest(pages, isDelta, e);
+
+    int invalidPage = layout == 3 ? in.byte() % npages : -1;
+    int invalidKind = layout == 3 ? in.byte() % 8 : -1;
+    for (size_t p = 0; p < npages; ++p) {
+      auto& f = pages[p];
+      f.id = id;
+      f.page = uint32_t(p);
+      f.last = p + 1 == npages;
+      f.summary = summary;
+      f.fromRev = fromRev;
+      if (layout == 2) perturb(in, f);
+      if (int(p) == invalidPage) f.invalid = invalidKind;
+      KJ_IF_MAYBE (o, feed(encode(isDelta, f), false)) {
+        if (*o == ViewOutcome::protocolError) return;  // the session closed
+      } else {
+        return;  // refused by validation: the session closed
+      }
+    }
+  }
+
+  // The shared fields from `e` (see forged()), reading the bytes those choices need.
+  Summary forgedSummary(Input& in, uint8_t e, bool isDelta, uint64_t& fromRev) {
     auto& libSummary = library->summary();
     uint64_t heldEpoch = model.held ? model.held->summary.epoch : libSummary.epoch;
     uint64_t heldRev = model.held ? model.held->summary.rev : 1;
@@ -685,7 +520,6 @@ struct Harness {
       case 2: summary.rev = libSummary.rev; break;
       case 3: summary.rev = in.byte(); break;
     }
-    uint64_t fromRev = 0;
     if (isDelta) {
       switch ((e >> 4) & 3) {
         case 0: fromRev = heldRev; break;
@@ -694,9 +528,11 @@ struct Harness {
         case 3: fromRev = in.byte(); break;
       }
     }
-    uint8_t digestMode = e >> 6;
+    return summary;
+  }
 
-    // The contents, page by page.
+  // The items and removals of each page.
+  std::vector<Forged> forgedContents(Input& in, size_t npages, uint8_t layout, bool isDelta) {
     std::vector<Forged> pages(npages);
     auto split = [&](std::vector<size_t> ids, auto&& put) {
       size_t next = 0;
@@ -727,50 +563,39 @@ struct Harness {
       split(maskIds(in.u16()), putItem);
       if (isDelta) split(maskIds(in.u16()), putRemoval);
     }
+    return pages;
+  }
 
-    // The digest: of the state the pages describe (correct), or not.
+  // The digest of the state the pages describe (digest mode 0), or not (see forged()).
+  Digest forgedDigest(const std::vector<Forged>& pages, bool isDelta, uint8_t e) {
     Items intended;
-    if (isDelta && model.held) intended = cloneItems(model.held->items);
+    if (isDelta && model.held) intended = fuzz::cloneItems(model.held->items);
     for (auto& f : pages) {
       for (auto& r : f.removals)
         intended.erase(r);
       for (auto& item : f.items)
         intended.insert_or_assign(stdString(item.itemId), item.clone());
     }
-    summary.digest = specDigest(intended);
-    switch (digestMode) {
+    Digest digest = fuzz::specDigest(intended);
+    switch (e >> 6) {
       case 0: break;
-      case 1: summary.digest.bytes[e % 32] ^= 1; break;
-      case 2: summary.digest = libSummary.digest; break;
+      case 1: digest.bytes[e % 32] ^= 1; break;
+      case 2: digest = library->summary().digest; break;
       case 3:
-        if (model.held) summary.digest = model.held->summary.digest;
+        if (model.held) digest = model.held->summary.digest;
         break;
     }
+    return digest;
+  }
 
-    int invalidPage = layout == 3 ? in.byte() % npages : -1;
-    int invalidKind = layout == 3 ? in.byte() % 8 : -1;
-    for (size_t p = 0; p < npages; ++p) {
-      auto& f = pages[p];
-      f.id = id;
-      f.page = uint32_t(p);
-      f.last = p + 1 == npages;
-      f.summary = summary;
-      f.fromRev = fromRev;
-      if (layout == 2) {
-        uint8_t b = in.byte();
-        if ((b & 3) == 0) f.page = in.byte();
-        if (b & 4) f.last = !f.last;
-        if (b & 8) f.summary.rev += 1;
-        if (b & 16) f.fromRev += 1;
-        if (b & 32) f.id += 1;
-      }
-      if (int(p) == invalidPage) f.invalid = invalidKind;
-      KJ_IF_MAYBE (o, feed(encode(isDelta, f), false)) {
-        if (*o == ViewOutcome::protocolError) return;  // the session closed
-      } else {
-        return;  // refused by validation: the session closed
-      }
-    }
+  // Layout 2: one byte per page changes its shared fields.
+  static void perturb(Input& in, Forged& f) {
+    uint8_t b = in.byte();
+    if ((b & 3) == 0) f.page = in.byte();
+    if (b & 4) f.last = !f.last;
+    if (b & 8) f.summary.rev += 1;
+    if (b & 16) f.fromRev += 1;
+    if (b & 32) f.id += 1;
   }
 
   void run(Input& in) {
@@ -801,7 +626,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0 || size > 4096) return 0;
   static const bool oracleChecked = []() {
     // The model's digest is the spec's: its example of the empty library.
-    KJ_ASSERT(codec::toHex(specDigest({})) ==
+    KJ_ASSERT(codec::toHex(fuzz::specDigest({})) ==
               "cad282924b012f391b980eee987cf6ad410e77f91354fcd1aa65993a82abe61c");
     return true;
   }();

@@ -155,152 +155,174 @@ void handshakeSeed(kj::StringPtr name, uint8_t options, uint32_t plan,
   writeSeed("handshake", name, out);
 }
 
-void recordHandshakes() {
-  constexpr uint8_t responder = 0, initiator = 1, authenticated = 2, spoofed = 6, refuseBit = 8,
-                    small = 0x40;
+// The option bits of the `handshake` target's first byte (handshake.c++).
+constexpr uint8_t kResponder = 0, kInitiator = 1, kAuthenticated = 2, kSpoofed = 6, kRefuse = 8,
+                  kSmallInFlight = 0x40;
+
+void recordHello() {
+  CorePair p;
+  p.start();
+  p.exchange();
+  handshakeSeed("hello", kResponder, 0, p.aToB);
+  handshakeSeed("hello-authenticated", kResponder | kAuthenticated, 0, p.aToB);
+  handshakeSeed("hello-spoofed", kResponder | kSpoofed, 0, p.aToB);
+  handshakeSeed("hello-truncated", kResponder, 0, p.aToB, nullptr, size_t(9));
+  handshakeSeed("hello-ack", kInitiator, 0, p.bToA);
+  handshakeSeed("hello-ack-authenticated", kInitiator | kAuthenticated, 0, p.bToA);
+  handshakeSeed("hello-ack-spoofed", kInitiator | kSpoofed, 0, p.bToA);
+}
+
+// Requests both ways of answering, then a Goodbye drain.
+void recordRequests() {
+  CorePair p;
+  p.start();
+  p.exchange();
+  for (uint32_t n = 0; n < 3; ++n)
+    p.A().request(test::requestFrame(n));
+  p.exchange();
+  KJ_ASSERT(p.incomingB.size() == 3);
+  p.B().answer(1, snapshotPage(1, 0, false), false);
+  p.B().answer(1, snapshotPage(1, 1, true), true);
   {
-    CorePair p;
-    p.start();
-    p.exchange();
-    handshakeSeed("hello", responder, 0, p.aToB);
-    handshakeSeed("hello-authenticated", responder | authenticated, 0, p.aToB);
-    handshakeSeed("hello-spoofed", responder | spoofed, 0, p.aToB);
-    handshakeSeed("hello-truncated", responder, 0, p.aToB, nullptr, size_t(9));
-    handshakeSeed("hello-ack", initiator, 0, p.bToA);
-    handshakeSeed("hello-ack-authenticated", initiator | authenticated, 0, p.bToA);
-    handshakeSeed("hello-ack-spoofed", initiator | spoofed, 0, p.bToA);
+    auto frame = codec::newFrame();
+    auto m = codec::rootOf(*frame).initManifest();
+    m.setId(2);
+    m.setItemId("item");
+    m.setDigest(idOf(9).asBytes());
+    m.setChunkSize(4096);
+    m.setLast(true);
+    p.B().answer(2, kj::mv(frame), true);
   }
   {
-    // Requests both ways of answering, then a Goodbye drain.
-    CorePair p;
-    p.start();
-    p.exchange();
-    for (uint32_t n = 0; n < 3; ++n)
-      p.A().request(test::requestFrame(n));
-    p.exchange();
-    KJ_ASSERT(p.incomingB.size() == 3);
-    p.B().answer(1, snapshotPage(1, 0, false), false);
-    p.B().answer(1, snapshotPage(1, 1, true), true);
-    {
-      auto frame = codec::newFrame();
-      auto m = codec::rootOf(*frame).initManifest();
-      m.setId(2);
-      m.setItemId("item");
-      m.setDigest(idOf(9).asBytes());
-      m.setChunkSize(4096);
-      m.setLast(true);
-      p.B().answer(2, kj::mv(frame), true);
-    }
-    {
-      auto frame = codec::newFrame(600);
-      auto c = codec::rootOf(*frame).initChunk();
-      c.setId(3);
-      c.initData(4096);
-      p.B().answer(3, kj::mv(frame), true);
-    }
-    p.exchange();
-    p.A().goodbye(wire::GoodbyeReason::IDLE, "done", p.now);
-    p.exchange();
-    handshakeSeed("requests", responder, 0, p.aToB);
-    uint8_t answer[] = {0, 0x80, 0x80, 0x80, 0};
-    handshakeSeed("requests-answered", responder, 0, p.aToB, answer);
-    handshakeSeed("answers", initiator, 3, p.bToA);
+    auto frame = codec::newFrame(600);
+    auto c = codec::rootOf(*frame).initChunk();
+    c.setId(3);
+    c.initData(4096);
+    p.B().answer(3, kj::mv(frame), true);
   }
-  {
-    CorePair p;
-    p.configA.versionMin = 2;
-    p.configA.versionMax = 3;
-    p.start();
-    p.exchange();
-    handshakeSeed("version-mismatch", responder, 0, p.aToB);
-    handshakeSeed("reject-version", initiator, 0, p.bToA);
-  }
-  {
-    CorePair p;
-    p.refuse = wire::ErrorCode::UNTRUSTED;
-    p.start();
-    p.exchange();
-    handshakeSeed("refused", responder | refuseBit, 0, p.aToB);
-    handshakeSeed("reject-untrusted", initiator, 0, p.bToA);
-  }
-  {
-    // Idle: both sides ping after 16 s of silence, then the other side falls silent.
-    CorePair p;
-    p.start();
-    p.exchange();
-    p.tick(16 * kj::SECONDS);
-    handshakeSeed("ping", responder, 0, p.aToB);
-    handshakeSeed("ping-ack", initiator, 0, p.bToA);
-  }
-  {
-    CorePair p;
-    p.start();
-    p.exchange();
-    uint64_t id = p.A().request(test::requestFrame(0));
-    p.exchange();
-    p.A().cancel(id);
-    p.exchange();
-    handshakeSeed("cancel", responder, 0, p.aToB);
-    uint8_t cancelFirst[] = {0, 0x80};  // our initiator cancels before the Error{cancelled}
-    handshakeSeed("cancelled", initiator, 1, p.bToA, cancelFirst);
-  }
-  {
-    // More requests than the responder allows: Error{busy}.
-    CorePair p;
-    p.configB.maxInFlight = 2;
-    p.start();
-    p.exchange();
-    kj::Vector<Sent> stream;
-    stream.add(Sent{kj::heapArray(p.aToB[0].bytes.asPtr()), p.now});
-    for (uint64_t id = 1; id <= 3; ++id) {
-      auto frame = test::requestFrame(2);
-      codec::setRequestId(codec::rootOf(*frame), id);
-      stream.add(Sent{codec::encodeFrame(*frame), p.now});
-    }
-    handshakeSeed("busy", responder | small, 0, stream);
-  }
-  {
-    // The responder leaves with a request of ours in flight, answers it, drains.
-    CorePair p;
-    p.start();
-    p.exchange();
-    p.A().request(test::requestFrame(0));
-    p.exchange();
-    p.B().goodbye(wire::GoodbyeReason::SHUTDOWN, "stopping", p.now);
-    p.B().answer(1, snapshotPage(1, 0, true), true);
-    p.exchange();
-    handshakeSeed("goodbye-drain", initiator, 1, p.bToA);
-  }
-  {
-    CorePair p;
-    p.start();
-    p.exchange();
-    p.B().notifyLibraryChanged(codec::Summary{7, 2, idOf(0xAC)});
-    p.exchange();
-    handshakeSeed("library-changed", initiator, 0, p.bToA);
-  }
-  {
-    // Out of place first frames, and a request-level range fault.
-    CorePair p;
-    p.start();
-    p.exchange();
-    auto hello = kj::heapArray(p.aToB[0].bytes.asPtr());
-    kj::Vector<Sent> ping;
-    ping.add(Sent{codec::encodeFrame(*codec::pingFrame(7)), p.now});
-    handshakeSeed("ping-first", responder, 0, ping);
-    handshakeSeed("ping-first-to-initiator", initiator, 0, ping);
-    kj::Vector<Sent> error;
-    error.add(Sent{codec::encodeFrame(*codec::errorFrame(0, wire::ErrorCode::BUSY, "go")), p.now});
-    handshakeSeed("error-first", responder, 0, error);
-    handshakeSeed("error-first-to-initiator", initiator, 0, error);
-    kj::Vector<Sent> range;
-    range.add(Sent{kj::mv(hello), p.now});
+  p.exchange();
+  p.A().goodbye(wire::GoodbyeReason::IDLE, "done", p.now);
+  p.exchange();
+  handshakeSeed("requests", kResponder, 0, p.aToB);
+  uint8_t answer[] = {0, 0x80, 0x80, 0x80, 0};
+  handshakeSeed("requests-answered", kResponder, 0, p.aToB, answer);
+  handshakeSeed("answers", kInitiator, 3, p.bToA);
+}
+
+void recordVersionMismatch() {
+  CorePair p;
+  p.configA.versionMin = 2;
+  p.configA.versionMax = 3;
+  p.start();
+  p.exchange();
+  handshakeSeed("version-mismatch", kResponder, 0, p.aToB);
+  handshakeSeed("reject-version", kInitiator, 0, p.bToA);
+}
+
+void recordRefused() {
+  CorePair p;
+  p.refuse = wire::ErrorCode::UNTRUSTED;
+  p.start();
+  p.exchange();
+  handshakeSeed("refused", kResponder | kRefuse, 0, p.aToB);
+  handshakeSeed("reject-untrusted", kInitiator, 0, p.bToA);
+}
+
+// Idle: both sides ping after 16 s of silence, then the other side falls silent.
+void recordPing() {
+  CorePair p;
+  p.start();
+  p.exchange();
+  p.tick(16 * kj::SECONDS);
+  handshakeSeed("ping", kResponder, 0, p.aToB);
+  handshakeSeed("ping-ack", kInitiator, 0, p.bToA);
+}
+
+void recordCancel() {
+  CorePair p;
+  p.start();
+  p.exchange();
+  uint64_t id = p.A().request(test::requestFrame(0));
+  p.exchange();
+  p.A().cancel(id);
+  p.exchange();
+  handshakeSeed("cancel", kResponder, 0, p.aToB);
+  uint8_t cancelFirst[] = {0, 0x80};  // our kInitiator cancels before the Error{cancelled}
+  handshakeSeed("cancelled", kInitiator, 1, p.bToA, cancelFirst);
+}
+
+// More requests than the kResponder allows: Error{busy}.
+void recordBusy() {
+  CorePair p;
+  p.configB.maxInFlight = 2;
+  p.start();
+  p.exchange();
+  kj::Vector<Sent> stream;
+  stream.add(Sent{kj::heapArray(p.aToB[0].bytes.asPtr()), p.now});
+  for (uint64_t id = 1; id <= 3; ++id) {
     auto frame = test::requestFrame(2);
-    codec::rootOf(*frame).getGetChunk().setLength(0);
-    codec::setRequestId(codec::rootOf(*frame), 1);
-    range.add(Sent{codec::encodeFrame(*frame), p.now});
-    handshakeSeed("range", responder, 0, range);
+    codec::setRequestId(codec::rootOf(*frame), id);
+    stream.add(Sent{codec::encodeFrame(*frame), p.now});
   }
+  handshakeSeed("busy", kResponder | kSmallInFlight, 0, stream);
+}
+
+// The kResponder leaves with a request of ours in flight, answers it, drains.
+void recordGoodbyeDrain() {
+  CorePair p;
+  p.start();
+  p.exchange();
+  p.A().request(test::requestFrame(0));
+  p.exchange();
+  p.B().goodbye(wire::GoodbyeReason::SHUTDOWN, "stopping", p.now);
+  p.B().answer(1, snapshotPage(1, 0, true), true);
+  p.exchange();
+  handshakeSeed("goodbye-drain", kInitiator, 1, p.bToA);
+}
+
+void recordLibraryChanged() {
+  CorePair p;
+  p.start();
+  p.exchange();
+  p.B().notifyLibraryChanged(codec::Summary{7, 2, idOf(0xAC)});
+  p.exchange();
+  handshakeSeed("library-changed", kInitiator, 0, p.bToA);
+}
+
+// Out of place first frames, and a request-level range fault.
+void recordOutOfPlace() {
+  CorePair p;
+  p.start();
+  p.exchange();
+  auto hello = kj::heapArray(p.aToB[0].bytes.asPtr());
+  kj::Vector<Sent> ping;
+  ping.add(Sent{codec::encodeFrame(*codec::pingFrame(7)), p.now});
+  handshakeSeed("ping-first", kResponder, 0, ping);
+  handshakeSeed("ping-first-to-initiator", kInitiator, 0, ping);
+  kj::Vector<Sent> error;
+  error.add(Sent{codec::encodeFrame(*codec::errorFrame(0, wire::ErrorCode::BUSY, "go")), p.now});
+  handshakeSeed("error-first", kResponder, 0, error);
+  handshakeSeed("error-first-to-initiator", kInitiator, 0, error);
+  kj::Vector<Sent> range;
+  range.add(Sent{kj::mv(hello), p.now});
+  auto frame = test::requestFrame(2);
+  codec::rootOf(*frame).getGetChunk().setLength(0);
+  codec::setRequestId(codec::rootOf(*frame), 1);
+  range.add(Sent{codec::encodeFrame(*frame), p.now});
+  handshakeSeed("range", kResponder, 0, range);
+}
+
+void recordHandshakes() {
+  recordHello();
+  recordRequests();
+  recordVersionMismatch();
+  recordRefused();
+  recordPing();
+  recordCancel();
+  recordBusy();
+  recordGoodbyeDrain();
+  recordLibraryChanged();
+  recordOutOfPlace();
 }
 
 // ================================================================================================
