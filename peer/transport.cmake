@@ -2,6 +2,7 @@
 # public keys over any kj::AsyncIoStream (GnuTLS). See src/transport/README.md.
 add_library(shoal-transport STATIC
   src/transport/identity.c++
+  src/transport/client-hello.c++
   src/transport/tls.c++
   src/transport/transport.c++
 )

@@ -341,12 +341,50 @@ void SessionCore::onFrame(codec::InboundFrame frame, kj::TimePoint now) {
   // [HS-3]/[HS-4]: before the handshake only a connection-level Error (id 0) ends it quietly;
   // an Error with an id falls through to "expected Hello/HelloAck" below.
   if (!isEstablished() && kind == Which::ERROR && root.getError().getId() == 0) {
-    auto error = root.getError();
-    close(CloseReason::peerError,
-          kj::str("peer error ", codec::name(error.getCode()), ": ", error.getMessage()));
+    onPeerError(root.getError());
+    return;
+  }
+  if (!isEstablished()) {
+    onHandshakeFrame(root);
     return;
   }
 
+  switch (kind) {
+    case Which::HELLO:
+    case Which::HELLO_ACK:
+    case Which::REJECT: protocolError(kj::str(codec::name(kind), " after the handshake")); break;
+    case Which::ANNOUNCE:
+      protocolError("Announce is a discovery datagram, not a stream frame");
+      break;
+    case Which::GET_LIBRARY:
+    case Which::GET_MANIFEST:
+    case Which::GET_CHUNK: onRequest(kj::mv(frame)); break;
+    case Which::CANCEL: onCancel(root.getCancel().getId()); break;
+    case Which::PING: send(codec::pongFrame(root.getPing().getNonce())); break;
+    case Which::PONG: break;  // any frame proves liveness; the nonce adds nothing
+    case Which::LIBRARY_CHANGED:
+      events.add(
+          event::LibraryChanged{codec::Summary::fromWire(root.getLibraryChanged().getSummary())});
+      break;
+    case Which::GOODBYE: onGoodbye(root.getGoodbye(), now); break;
+    case Which::ERROR:
+      if (root.getError().getId() == 0) {
+        onPeerError(root.getError());
+        break;
+      }
+      onAnswer(kj::mv(frame));
+      break;
+    case Which::LIBRARY_SNAPSHOT:
+    case Which::LIBRARY_DELTA:
+    case Which::MANIFEST:
+    case Which::CHUNK: onAnswer(kj::mv(frame)); break;
+  }
+  checkDrained();
+}
+
+// A frame before the handshake completed (other than Error{0}).
+void SessionCore::onHandshakeFrame(wire::Frame::Reader root) {
+  auto kind = root.which();
   switch (currentState) {
     case State::awaitingHello:
       if (kind != Which::HELLO) {
@@ -370,43 +408,15 @@ void SessionCore::onFrame(codec::InboundFrame frame, kj::TimePoint now) {
       }
       return;
     case State::established:
-    case State::draining: break;
-    case State::closed: return;
+    case State::draining:
+    case State::closed: KJ_UNREACHABLE;
   }
+}
 
-  switch (kind) {
-    case Which::HELLO:
-    case Which::HELLO_ACK:
-    case Which::REJECT: protocolError(kj::str(codec::name(kind), " after the handshake")); break;
-    case Which::ANNOUNCE:
-      protocolError("Announce is a discovery datagram, not a stream frame");
-      break;
-    case Which::GET_LIBRARY:
-    case Which::GET_MANIFEST:
-    case Which::GET_CHUNK: onRequest(kj::mv(frame)); break;
-    case Which::CANCEL: onCancel(root.getCancel().getId()); break;
-    case Which::PING: send(codec::pongFrame(root.getPing().getNonce())); break;
-    case Which::PONG: break;  // any frame proves liveness; the nonce adds nothing
-    case Which::LIBRARY_CHANGED:
-      events.add(
-          event::LibraryChanged{codec::Summary::fromWire(root.getLibraryChanged().getSummary())});
-      break;
-    case Which::GOODBYE: onGoodbye(root.getGoodbye(), now); break;
-    case Which::ERROR:
-      if (root.getError().getId() == 0) {
-        auto error = root.getError();
-        close(CloseReason::peerError,
-              kj::str("peer error ", codec::name(error.getCode()), ": ", error.getMessage()));
-        break;
-      }
-      onAnswer(kj::mv(frame));
-      break;
-    case Which::LIBRARY_SNAPSHOT:
-    case Which::LIBRARY_DELTA:
-    case Which::MANIFEST:
-    case Which::CHUNK: onAnswer(kj::mv(frame)); break;
-  }
-  checkDrained();
+// Error{0}: the peer ends the connection.
+void SessionCore::onPeerError(wire::Error::Reader error) {
+  close(CloseReason::peerError,
+        kj::str("peer error ", codec::name(error.getCode()), ": ", error.getMessage()));
 }
 
 void SessionCore::onDecodeFailure(codec::Failure failure, kj::TimePoint now) {

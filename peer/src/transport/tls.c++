@@ -9,7 +9,13 @@
 #include <kj/refcount.h>
 #include <kj/vector.h>
 
+#include "client-hello.h"
+
 namespace shoal::peer {
+
+using tls::ClientHelloOffer;
+using tls::Refusal;
+using tls::refusalOf;
 
 namespace {
 
@@ -263,88 +269,6 @@ struct GnutlsSession {
     if (session != nullptr) gnutls_deinit(session);
   }
 };
-
-// Why we refuse the other side, and the alert that says so.
-struct Refusal {
-  const char* why;
-  gnutls_alert_description_t alert;
-};
-
-// What a ClientHello offers, as far as the shoal profile cares (RFC 8446 §4.2.1, RFC 7250 §3,
-// RFC 7301 §3.1).
-struct ClientHelloOffer {
-  bool tls13 = false;             // supported_versions lists TLS 1.3
-  bool rawKeyFromServer = false;  // server_certificate_type lists RawPublicKey
-  // client_certificate_type lists types without RawPublicKey. Absent, the client has no key to
-  // offer: it will send an empty Certificate, refused with certificate_required.
-  bool otherClientCertificate = false;
-  bool shoalAlpn = false;  // ALPN lists "shoal/1"
-
-  static constexpr unsigned kAlpn = 16, kClientCertType = 19, kServerCertType = 20,
-                            kSupportedVersions = 43;
-  static constexpr uint8_t kRawPublicKey = 2;
-
-  // `body` is the ClientHello without its handshake header. Malformed extensions count as
-  // offering nothing; GnuTLS refuses the message itself.
-  static ClientHelloOffer parse(const gnutls_datum_t& body) {
-    ClientHelloOffer offer;
-    gnutls_ext_raw_parse(&offer, &onExtension, &body, GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO);
-    return offer;
-  }
-
- private:
-  static int onExtension(void* context, unsigned type, const unsigned char* data, unsigned size) {
-    auto& offer = *static_cast<ClientHelloOffer*>(context);
-    auto bytes = kj::arrayPtr(data, size);
-    switch (type) {
-      case kSupportedVersions:  // u8 length, then u16 versions
-        if (size < 1 || bytes[0] + 1u > size) break;
-        for (size_t i = 1; i + 1 < size_t(bytes[0]) + 1; i += 2)
-          offer.tls13 = offer.tls13 || (bytes[i] == 0x03 && bytes[i + 1] == 0x04);
-        break;
-      case kClientCertType:  // u8 length, then u8 types
-      case kServerCertType: {
-        bool raw = false;
-        if (size < 1 || bytes[0] + 1u > size) break;
-        for (size_t i = 1; i < size_t(bytes[0]) + 1; ++i)
-          raw = raw || bytes[i] == kRawPublicKey;
-        if (type == kServerCertType) {
-          offer.rawKeyFromServer = raw;
-        } else {
-          offer.otherClientCertificate = !raw;
-        }
-        break;
-      }
-      case kAlpn: {  // u16 length, then (u8 length, name)...
-        if (size < 2 || (size_t(bytes[0]) << 8 | bytes[1]) + 2 > size) break;
-        for (size_t i = 2; i < size;) {
-          size_t n = bytes[i];
-          if (i + 1 + n > size) break;
-          offer.shoalAlpn =
-              offer.shoalAlpn || bytes.slice(i + 1, i + 1 + n) == kAlpnProtocol.asBytes();
-          i += 1 + n;
-        }
-        break;
-      }
-    }
-    return 0;
-  }
-};
-
-kj::Maybe<Refusal> refusalOf(const ClientHelloOffer& offer) {
-  if (!offer.tls13) return Refusal{"the peer does not offer TLS 1.3", GNUTLS_A_PROTOCOL_VERSION};
-  if (!offer.rawKeyFromServer) {
-    return Refusal{"the peer does not accept a raw public key", GNUTLS_A_UNSUPPORTED_CERTIFICATE};
-  }
-  if (offer.otherClientCertificate) {
-    return Refusal{"the peer offers a certificate, not a raw public key",
-                   GNUTLS_A_UNSUPPORTED_CERTIFICATE};
-  }
-  if (!offer.shoalAlpn) {
-    return Refusal{"the peer did not negotiate ALPN shoal/1", GNUTLS_A_NO_APPLICATION_PROTOCOL};
-  }
-  return nullptr;
-}
 
 class TlsConnection final : public kj::AsyncIoStream, public Transport {
  public:

@@ -250,6 +250,8 @@ class SessionCore {
   template <typename Reader>
   RemotePeer introduced(Reader in, uint16_t version) const;
   void sendHello();
+  void onHandshakeFrame(wire::Frame::Reader root);
+  void onPeerError(wire::Error::Reader error);
   void onHello(wire::Hello::Reader hello);
   void onHelloAck(wire::HelloAck::Reader ack);
   void onRequest(codec::InboundFrame frame);
