@@ -19,6 +19,7 @@
 
 #include "session/test-peers.h"
 #include "targets/session-fixture.h"
+#include "targets/session-script.h"
 
 using namespace shoal;
 using namespace shoal::peer;
@@ -329,22 +330,20 @@ void recordHandshakes() {
 // session: a Session pair, as session-test.c++ drives it, with the fixture's library behind the
 // responder. What the initiator writes is recorded and written as FRAME elements.
 
-// The target's element tags (session.c++).
-enum Tag : uint8_t {
-  FRAME = 0,
-  HELLO = 2,
-  GET_LIBRARY = 3,
-  GET_MANIFEST = 4,
-  GET_CHUNK = 5,
-  CANCEL = 6,
-  PING = 7,
-  GOODBYE = 8,
-  ADVANCE = 11,
-  RELEASE = 12,
-  PAUSE = 13,
-  RESUME = 14,
-  BATCH = 15,
-};
+// The target's element tags (session-script.h), as the bytes they are written as.
+constexpr uint8_t FRAME = uint8_t(fuzz::Tag::FRAME);
+constexpr uint8_t HELLO = uint8_t(fuzz::Tag::HELLO);
+constexpr uint8_t GET_LIBRARY = uint8_t(fuzz::Tag::GET_LIBRARY);
+constexpr uint8_t GET_MANIFEST = uint8_t(fuzz::Tag::GET_MANIFEST);
+constexpr uint8_t GET_CHUNK = uint8_t(fuzz::Tag::GET_CHUNK);
+constexpr uint8_t CANCEL = uint8_t(fuzz::Tag::CANCEL);
+constexpr uint8_t PING = uint8_t(fuzz::Tag::PING);
+constexpr uint8_t GOODBYE = uint8_t(fuzz::Tag::GOODBYE);
+constexpr uint8_t ADVANCE = uint8_t(fuzz::Tag::ADVANCE);
+constexpr uint8_t RELEASE = uint8_t(fuzz::Tag::RELEASE);
+constexpr uint8_t PAUSE = uint8_t(fuzz::Tag::PAUSE);
+constexpr uint8_t RESUME = uint8_t(fuzz::Tag::RESUME);
+constexpr uint8_t BATCH = uint8_t(fuzz::Tag::BATCH);
 
 // Passes bytes through and keeps what is written, with the time.
 class Tee final : public kj::AsyncIoStream {
