@@ -525,7 +525,7 @@ class Harness {
   }
 
   Job takeJob(uint8_t which) {
-    auto it = jobs.begin() + (which % jobs.size());
+    auto it = jobs.begin() + ptrdiff_t(which % jobs.size());
     Job job = kj::mv(*it);
     jobs.erase(it);
     return job;

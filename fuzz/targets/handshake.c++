@@ -421,30 +421,10 @@ class Harness {
   }
 };
 
-}  // namespace
-
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 2 || size > kMaxInput) return 0;
-  uint8_t options = data[0];
-  Role role = (options & 1) ? Role::initiator : Role::responder;
-  PeerId claimed = role == Role::responder ? idOf(1) : idOf(2);
-  kj::Maybe<PeerId> authenticated;
-  if (options & 2) authenticated = (options & 4) ? idOf(0x66) : claimed;
-  bool refuse = options & 8;
-  auto refusal = kRejectCodes[(options >> 4) & 3];
-  SessionConfig config;
-  if (options & 0x40) config.maxInFlight = 2;
-
-  kj::Duration unit = kUnits[data[1] & 3];
-  uint32_t plannedRequests = (data[1] >> 2) & 3;
-  size_t tapeLength = kj::min(size_t(data[1] >> 4), size - 2);
-  auto tape = kj::arrayPtr(data + 2, tapeLength);
-  auto stream = kj::arrayPtr(data + 2 + tapeLength, size - 2 - tapeLength);
-
-  kj::TimePoint now = kj::origin<kj::TimePoint>() + 1000 * kj::SECONDS;
-  Harness harness(role, config, authenticated, now, refuse, refusal, plannedRequests);
-
-  // The stream is fed as the decoder asks for it, like a reader would, one frame at a time.
+// Feeds `stream` as the decoder asks for it, like a reader would, one frame at a time; before each
+// frame a byte of `tape` (cycled) moves the clock by (t & 0x3f) units and picks an owner action.
+void converse(Harness& harness, kj::ArrayPtr<const uint8_t> tape,
+              kj::ArrayPtr<const uint8_t> stream, kj::Duration unit, kj::TimePoint now) {
   codec::FrameDecoder decoder{codec::Limits()};
   size_t at = 0;
   auto next = [&]() -> kj::Maybe<codec::DecodeResult> {
@@ -488,5 +468,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   harness.end(now);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 2 || size > kMaxInput) return 0;
+  uint8_t options = data[0];
+  Role role = (options & 1) ? Role::initiator : Role::responder;
+  PeerId claimed = role == Role::responder ? idOf(1) : idOf(2);
+  kj::Maybe<PeerId> authenticated;
+  if (options & 2) authenticated = (options & 4) ? idOf(0x66) : claimed;
+  bool refuse = options & 8;
+  auto refusal = kRejectCodes[(options >> 4) & 3];
+  SessionConfig config;
+  if (options & 0x40) config.maxInFlight = 2;
+
+  kj::Duration unit = kUnits[data[1] & 3];
+  uint32_t plannedRequests = (data[1] >> 2) & 3;
+  size_t tapeLength = kj::min(size_t(data[1] >> 4), size - 2);
+  auto tape = kj::arrayPtr(data + 2, tapeLength);
+  auto stream = kj::arrayPtr(data + 2 + tapeLength, size - 2 - tapeLength);
+
+  kj::TimePoint now = kj::origin<kj::TimePoint>() + 1000 * kj::SECONDS;
+  Harness harness(role, config, authenticated, now, refuse, refusal, plannedRequests);
+  converse(harness, tape, stream, unit, now);
   return 0;
 }

@@ -49,7 +49,6 @@ using codec::ItemInfo;
 using codec::Summary;
 using fuzz::Input;
 using fuzz::Items;
-using fuzz::PageData;
 using fuzz::stdString;
 
 namespace {
@@ -483,8 +482,8 @@ struct Harness {
     std::vector<Forged> pages = forgedContents(in, npages, layout, isDelta);
     summary.digest = forgedDigest(pages, isDelta, e);
 
-    int invalidPage = layout == 3 ? in.byte() % npages : -1;
-    int invalidKind = layout == 3 ? in.byte() % 8 : -1;
+    int invalidPage = layout == 3 ? int(in.byte() % npages) : -1;
+    int invalidKind = layout == 3 ? int(in.byte() % 8) : -1;
     for (size_t p = 0; p < npages; ++p) {
       auto& f = pages[p];
       f.id = id;

@@ -598,8 +598,10 @@ void recordSessions() {
     p.end();
     sessionSeeds("cancel-ping", p.log);
   }
+}
 
-  // Built from the target's own elements rather than recorded.
+// Session seeds built from the target's own elements rather than recorded.
+void writeGeneratedSessions() {
   // clang-format off
   uint8_t generated[] = {0,
       HELLO, 0x08,                                                  // 64 KiB frames
@@ -640,6 +642,7 @@ int main(int argc, char** argv) {
   kj::_::Debug::setLogLevel(kj::LogSeverity::ERROR);
   recordHandshakes();
   recordSessions();
+  writeGeneratedSessions();
   printf("%zu seeds written\n", written);
   return 0;
 }
