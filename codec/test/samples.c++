@@ -84,110 +84,110 @@ void fillManifest(wire::Manifest::Builder m) {
   }
 }
 
+void fillHelloAck(wire::HelloAck::Builder a) {
+  a.setVersion(1);
+  a.setPeerId(digest(8).asBytes());
+  a.setName("beta");
+  a.initFeatures(1).set(0, "delta");
+  fillSummary(a.initLibrary(), 9);
+  fillLimits(a.initLimits());
+  a.setInstanceId(0xfedcba9876543210ull);
+}
+
+void fillReject(wire::Reject::Builder r) {
+  r.setCode(wire::ErrorCode::UNSUPPORTED_VERSION);
+  r.setMessage("no common version: we speak 2..3");
+  r.setVersionMin(2);
+  r.setVersionMax(3);
+}
+
+void fillError(wire::Error::Builder e) {
+  e.setId(42);
+  e.setCode(wire::ErrorCode::BUSY);
+  e.setMessage("64 requests in flight");
+  e.setRetryAfterMs(50);
+}
+
+void fillGetLibrary(wire::GetLibrary::Builder g) {
+  g.setId(1);
+  g.setSinceEpoch(0x5eed5eed12345678ull);
+  g.setSinceRev(2);
+}
+
+void fillLibrarySnapshot(wire::LibrarySnapshot::Builder s) {
+  s.setId(1);
+  fillSummary(s.initSummary(), 3);
+  s.setPage(0);
+  s.setLast(true);
+  auto items = s.initItems(2);
+  fillItem(items[0], 1);
+  fillItem(items[1], 2);
+}
+
+void fillLibraryDelta(wire::LibraryDelta::Builder d) {
+  d.setId(1);
+  d.setFromRev(2);
+  fillSummary(d.initSummary(), 3);
+  d.setPage(0);
+  d.setLast(true);
+  fillItem(d.initUpserts(1)[0], 3);
+  d.initRemovals(1).set(0, "item-old");
+}
+
+void fillGetManifest(wire::GetManifest::Builder g) {
+  g.setId(12);
+  g.setItemId("item-1");
+}
+
+void fillGetChunk(wire::GetChunk::Builder g) {
+  g.setId(13);
+  g.setItemId("item-1");
+  g.setManifestDigest(digest(5).asBytes());
+  g.setFileIndex(1);
+  g.setOffset(1048576);
+  g.setLength(1);
+}
+
+void fillChunk(wire::Chunk::Builder c) {
+  c.setId(13);
+  c.setData(kj::StringPtr("shoal").asBytes());
+}
+
+void fillGoodbye(wire::Goodbye::Builder g) {
+  g.setReason(wire::GoodbyeReason::SHUTDOWN);
+  g.setMessage("stopping");
+  g.setLastRequestId(41);
+}
+
+void fillAnnounce(wire::Announce::Builder a) {
+  a.setPeerId(digest(7).asBytes());
+  a.setInstanceId(0x0123456789abcdefull);
+  a.setPort(4747);
+  a.setName("alpha");
+  a.setVersionMin(1);
+  a.setVersionMax(1);
+  fillSummary(a.initSummary(), 3);
+}
+
 void fill(wire::Frame::Builder f, Which kind) {
   switch (kind) {
     case Which::HELLO: fillHello(f.initHello()); return;
-    case Which::HELLO_ACK: {
-      auto a = f.initHelloAck();
-      a.setVersion(1);
-      a.setPeerId(digest(8).asBytes());
-      a.setName("beta");
-      a.initFeatures(1).set(0, "delta");
-      fillSummary(a.initLibrary(), 9);
-      fillLimits(a.initLimits());
-      a.setInstanceId(0xfedcba9876543210ull);
-      return;
-    }
-    case Which::REJECT: {
-      auto r = f.initReject();
-      r.setCode(wire::ErrorCode::UNSUPPORTED_VERSION);
-      r.setMessage("no common version: we speak 2..3");
-      r.setVersionMin(2);
-      r.setVersionMax(3);
-      return;
-    }
-    case Which::ERROR: {
-      auto e = f.initError();
-      e.setId(42);
-      e.setCode(wire::ErrorCode::BUSY);
-      e.setMessage("64 requests in flight");
-      e.setRetryAfterMs(50);
-      return;
-    }
+    case Which::HELLO_ACK: fillHelloAck(f.initHelloAck()); return;
+    case Which::REJECT: fillReject(f.initReject()); return;
+    case Which::ERROR: fillError(f.initError()); return;
     case Which::CANCEL: f.initCancel().setId(42); return;
     case Which::PING: f.initPing().setNonce(0xabcdef); return;
     case Which::PONG: f.initPong().setNonce(0xabcdef); return;
-    case Which::GET_LIBRARY: {
-      auto g = f.initGetLibrary();
-      g.setId(1);
-      g.setSinceEpoch(0x5eed5eed12345678ull);
-      g.setSinceRev(2);
-      return;
-    }
-    case Which::LIBRARY_SNAPSHOT: {
-      auto s = f.initLibrarySnapshot();
-      s.setId(1);
-      fillSummary(s.initSummary(), 3);
-      s.setPage(0);
-      s.setLast(true);
-      auto items = s.initItems(2);
-      fillItem(items[0], 1);
-      fillItem(items[1], 2);
-      return;
-    }
-    case Which::LIBRARY_DELTA: {
-      auto d = f.initLibraryDelta();
-      d.setId(1);
-      d.setFromRev(2);
-      fillSummary(d.initSummary(), 3);
-      d.setPage(0);
-      d.setLast(true);
-      fillItem(d.initUpserts(1)[0], 3);
-      d.initRemovals(1).set(0, "item-old");
-      return;
-    }
+    case Which::GET_LIBRARY: fillGetLibrary(f.initGetLibrary()); return;
+    case Which::LIBRARY_SNAPSHOT: fillLibrarySnapshot(f.initLibrarySnapshot()); return;
+    case Which::LIBRARY_DELTA: fillLibraryDelta(f.initLibraryDelta()); return;
     case Which::LIBRARY_CHANGED: fillSummary(f.initLibraryChanged().initSummary(), 4); return;
-    case Which::GET_MANIFEST: {
-      auto g = f.initGetManifest();
-      g.setId(12);
-      g.setItemId("item-1");
-      return;
-    }
+    case Which::GET_MANIFEST: fillGetManifest(f.initGetManifest()); return;
     case Which::MANIFEST: fillManifest(f.initManifest()); return;
-    case Which::GET_CHUNK: {
-      auto g = f.initGetChunk();
-      g.setId(13);
-      g.setItemId("item-1");
-      g.setManifestDigest(digest(5).asBytes());
-      g.setFileIndex(1);
-      g.setOffset(1048576);
-      g.setLength(1);
-      return;
-    }
-    case Which::CHUNK: {
-      auto c = f.initChunk();
-      c.setId(13);
-      c.setData(kj::StringPtr("shoal").asBytes());
-      return;
-    }
-    case Which::GOODBYE: {
-      auto g = f.initGoodbye();
-      g.setReason(wire::GoodbyeReason::SHUTDOWN);
-      g.setMessage("stopping");
-      g.setLastRequestId(41);
-      return;
-    }
-    case Which::ANNOUNCE: {
-      auto a = f.initAnnounce();
-      a.setPeerId(digest(7).asBytes());
-      a.setInstanceId(0x0123456789abcdefull);
-      a.setPort(4747);
-      a.setName("alpha");
-      a.setVersionMin(1);
-      a.setVersionMax(1);
-      fillSummary(a.initSummary(), 3);
-      return;
-    }
+    case Which::GET_CHUNK: fillGetChunk(f.initGetChunk()); return;
+    case Which::CHUNK: fillChunk(f.initChunk()); return;
+    case Which::GOODBYE: fillGoodbye(f.initGoodbye()); return;
+    case Which::ANNOUNCE: fillAnnounce(f.initAnnounce()); return;
   }
   KJ_FAIL_ASSERT("no sample for kind", uint(kind));
 }
