@@ -142,7 +142,10 @@ void Session::pump() {
       dispatch(event);
   }
   if (core.wantsWriteClose() && !writer.isClosed()) writer.close();
-  if (!sameDeadline(core.nextHardDeadline(), armedDeadline)) {
+  // A moved deadline re-arms the deadline loop; a close ends it, and with it run(): the read
+  // loop may be waiting for a backlog the peer will never drain (a peer gone mid-upload, closed
+  // by the dead timeout while no hard deadline was armed).
+  if (core.isClosed() || !sameDeadline(core.nextHardDeadline(), armedDeadline)) {
     KJ_IF_MAYBE (wake, deadlineChanged) {
       (*wake)->fulfill();
       deadlineChanged = nullptr;

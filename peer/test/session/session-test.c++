@@ -21,6 +21,23 @@ LocalPeer local(uint8_t seed) {
                    uint64_t(seed) + 100};
 }
 
+// The Hello of a peer driven by hand: 16 MiB frames, 64 requests in flight, 1 MiB chunks.
+codec::FrameBuilder helloOf(uint8_t seed, kj::StringPtr name) {
+  auto hello = codec::newFrame();
+  auto h = codec::rootOf(*hello).initHello();
+  h.setVersionMin(1);
+  h.setVersionMax(1);
+  h.setPeerId(idOf(seed).asBytes());
+  h.setName(name);
+  codec::Summary{1, 1, idOf(0)}.toWire(h.initLibrary());
+  auto limits = h.initLimits();
+  limits.setMaxFrameBytes(16 << 20);
+  limits.setMaxInFlight(64);
+  limits.setMaxChunkBytes(1 << 20);
+  h.setInstanceId(seed);
+  return hello;
+}
+
 // Serves GetChunk with `length` bytes of 'x'; can be told to hold answers back.
 struct Handler final : public SessionHandler {
   kj::Vector<kj::String> log;
@@ -186,19 +203,7 @@ TEST(Session, APeerThatDoesNotReadStallsItselfNotOurMemory) {
   // worth of requests), and never a read.
   constexpr uint64_t kRequests = 1000;
   kj::Vector<kj::byte> bytes;
-  auto hello = codec::newFrame();
-  auto h = codec::rootOf(*hello).initHello();
-  h.setVersionMin(1);
-  h.setVersionMax(1);
-  h.setPeerId(idOf(9).asBytes());
-  h.setName("flooder");
-  codec::Summary{1, 1, idOf(0)}.toWire(h.initLibrary());
-  auto limits = h.initLimits();
-  limits.setMaxFrameBytes(16 << 20);
-  limits.setMaxInFlight(64);
-  limits.setMaxChunkBytes(1 << 20);
-  h.setInstanceId(9);
-  bytes.addAll(codec::encodeFrame(*hello));
+  bytes.addAll(codec::encodeFrame(*helloOf(9, "flooder")));
   for (uint64_t id = 1; id <= kRequests; ++id) {
     auto request = f.getChunk(64 * 1024);
     codec::setRequestId(codec::rootOf(*request), id);
@@ -234,6 +239,40 @@ TEST(Session, APeerThatDoesNotReadStallsItselfNotOurMemory) {
   EXPECT_EQ(f.B().bytesRead(), all.size());
   EXPECT_EQ(f.handlerB.served, chunks);
   EXPECT_GT(f.handlerB.served, servedWhileStalled);
+}
+
+TEST(Session, APeerGoneMidUploadEndsAtTheDeadTimeout) {
+  // A cable pulled while we send: the peer neither reads nor writes again, so our write never
+  // completes. The dead timeout must still end run() and report the writer's end (the runtime
+  // reports PeerLost from there).
+  Fixture f;
+  auto pipe = kj::newTwoWayPipe();
+  auto gone = kj::mv(pipe.ends[0]);
+  f.b = kj::heap<Session>(plaintextTransport(kj::mv(pipe.ends[1])), Role::responder, f.config,
+                          local(2), f.timer, f.handlerB, f.timer.now(), 1);
+  f.runB = f.B().run().eagerlyEvaluate(nullptr);
+  kj::Vector<kj::byte> bytes;
+  bytes.addAll(codec::encodeFrame(*helloOf(9, "gone")));
+  for (uint64_t id = 1; id <= 8; ++id) {
+    auto request = f.getChunk(64 * 1024);
+    codec::setRequestId(codec::rootOf(*request), id);
+    bytes.addAll(codec::encodeFrame(*request));
+  }
+  auto all = bytes.releaseAsArray();
+  auto writing = gone->write(all.begin(), all.size()).eagerlyEvaluate(nullptr);
+  f.ws.poll();
+  ASSERT_TRUE(f.B().isEstablished());
+  EXPECT_GT(f.B().queuedBytes(), 0u);  // answers that will never be read
+  auto deadline = f.timer.now() + f.config.deadTimeout + f.config.drainTimeout + 5 * kj::SECONDS;
+  while (f.timer.now() < deadline && !f.ended(f.runB)) {
+    f.timer.advanceTo(f.timer.now() + 100 * kj::MILLISECONDS);
+    f.ws.poll();
+    f.B().tick();
+    f.ws.poll();
+  }
+  EXPECT_TRUE(f.ended(f.runB));
+  EXPECT_TRUE(f.handlerB.saw("closed deadTimeout"));
+  EXPECT_TRUE(f.handlerB.saw("writer done"));
 }
 
 TEST(Session, SilentPeerHitsTheHandshakeDeadline) {
