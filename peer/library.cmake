@@ -17,6 +17,7 @@ add_library(shoal-library STATIC
   src/library/index-cache.c++
   src/library/item.c++
   src/library/library.c++
+  src/library/library-sync.c++
   src/library/library-view.c++
   src/library/scanner.c++
   src/library/state-file.c++
@@ -31,6 +32,7 @@ shoal_test(library-test unit
     test/library/beneath-test.c++
     test/library/scanner-test.c++
     test/library/library-test.c++
+    test/library/library-sync-test.c++
     test/library/library-view-test.c++
     test/library/item-test.c++
     test/library/state-file-test.c++

@@ -14,13 +14,15 @@ void fillSummary(control::Summary::Builder out, const codec::Summary& summary) {
 }
 
 Runtime::Connection::Connection(Runtime& runtime, uint64_t generation, Role role,
-                                kj::String address, kj::TimePoint startedAt)
+                                kj::String address, kj::TimePoint startedAt,
+                                library::LibrarySyncLimits syncLimits)
     : runtime(runtime),
       generation(generation),
       role(role),
       address(kj::mv(address)),
       startedAt(startedAt),
       foundAt(startedAt),
+      sync(syncLimits),
       tasks(kj::heap<kj::TaskSet>(runtime.taskErrors)) {}
 
 Runtime::Connection::~Connection() noexcept(false) {
@@ -33,7 +35,11 @@ Runtime::Connection::~Connection() noexcept(false) {
 
 Runtime::Connection& Runtime::startConnection(Role role, kj::Own<kj::AsyncIoStream> stream,
                                               kj::String address, uint64_t generation) {
-  auto connection = kj::heap<Connection>(*this, generation, role, kj::mv(address), timer.now());
+  library::LibrarySyncLimits syncLimits;
+  syncLimits.retryMin = config.syncRetryMin;
+  syncLimits.maxResyncs = config.maxResyncs;
+  auto connection =
+      kj::heap<Connection>(*this, generation, role, kj::mv(address), timer.now(), syncLimits);
   auto& ref = *connection;
   live.insert(ref.generation, &ref);
   KJ_ASSERT_NONNULL(connections)
@@ -198,7 +204,8 @@ void Runtime::onEstablished(Session& session) {
       break;
   }
   discoveryPeerUp(remote.id, remote.instanceId);
-  syncLibrary(c);
+  c.sync.start();
+  pumpSync(c);
 }
 
 // One request at a time per connection, each only once the answers queued to that peer are below
@@ -239,10 +246,8 @@ void Runtime::onRequestCancelled(Session& session, uint64_t id) {
 
 void Runtime::onLibraryChanged(Session& session, const codec::Summary& summary) {
   KJ_IF_MAYBE (c, connectionOf(session)) {
-    KJ_IF_MAYBE (held, c->view.summary()) {
-      if (*held == summary) return;
-    }
-    syncLibrary(*c);
+    c->sync.onLibraryChanged(summary);
+    pumpSync(*c);
   }
 }
 
@@ -318,79 +323,74 @@ void Runtime::onClosed(Session& session, const event::Closed& closed) {
 
 // --- library sync --------------------------------------------------------------------------
 
-void Runtime::syncLibrary(Connection& c) {
-  if (c.syncing) {
-    c.syncAgain = true;  // one more round once the answer in flight is in
-    return;
+// Carries out what the connection's LibrarySync decided: its GetLibrary, its retry timer, and
+// what it reports.
+void Runtime::pumpSync(Connection& c) {
+  for (auto& event : c.sync.takeEvents()) {
+    KJ_SWITCH_ONEOF(event) {
+      KJ_CASE_ONEOF(applied, library::sync::Applied) {
+        (void)applied;
+        auto& summary = KJ_ASSERT_NONNULL(c.sync.view().summary());
+        emit([&](control::Event::Builder e) {
+          auto changed = e.initLibraryChanged();
+          KJ_IF_MAYBE (id, c.end.peer) {
+            changed.setPeerId(formatPeerId(*id));
+          }
+          fillSummary(changed.initSummary(), summary);
+          changed.setItems(c.sync.view().items().size());
+        });
+      }
+      KJ_CASE_ONEOF(resync, library::sync::Resyncing) {
+        KJ_LOG(WARNING, "library view resync", c.address, resync.message);
+      }
+      KJ_CASE_ONEOF(refused, library::sync::Refused) {
+        KJ_LOG(WARNING, "GetLibrary failed", c.address, codec::name(refused.code), refused.message);
+      }
+      KJ_CASE_ONEOF(failed, library::sync::Failed) {
+        KJ_ASSERT_NONNULL(c.session)->abort(wire::ErrorCode::PROTOCOL, failed.message);
+      }
+    }
   }
-  auto& session = *KJ_ASSERT_NONNULL(c.session);
-  c.syncing = true;
-  auto since = c.view.request();
+  KJ_IF_MAYBE (since, c.sync.takeRequest()) {
+    sendGetLibrary(c, *since);
+  }
+  KJ_IF_MAYBE (at, c.sync.nextDeadline()) {
+    bool armed = false;
+    KJ_IF_MAYBE (t, c.syncTimer) {
+      armed = *t == *at;
+    }
+    if (!armed) {
+      c.syncTimer = *at;
+      c.tasks->add(timer.atTime(*at).then([this, &c]() {
+        c.sync.onTick(timer.now());
+        pumpSync(c);
+      }));
+    }
+  }
+}
+
+void Runtime::sendGetLibrary(Connection& c, library::LibraryView::Since since) {
   auto frame = codec::newFrame(32);
   auto get = codec::rootOf(*frame).initGetLibrary();
   get.setSinceEpoch(since.epoch);
   get.setSinceRev(since.rev);
   kj::Function<void(const codec::InboundFrame&)> onPage = [this,
                                                            &c](const codec::InboundFrame& page) {
-    applyLibraryPage(c, page);
+    c.sync.onPage(page.root(), false);
+    pumpSync(c);
   };
+  auto& session = *KJ_ASSERT_NONNULL(c.session);
   c.tasks->add(session.request(kj::mv(frame), kj::mv(onPage)).then([this, &c](Reply reply) {
-    c.syncing = false;
     KJ_SWITCH_ONEOF(reply) {
       KJ_CASE_ONEOF(frame, codec::InboundFrame) {
-        applyLibraryPage(c, frame);
+        c.sync.onPage(frame.root(), true);
       }
       KJ_CASE_ONEOF(error, RequestError) {
-        if (error.local) return;  // the connection is ending
-        KJ_LOG(WARNING, "GetLibrary failed", c.address, codec::name(error.code), error.message);
-        if (error.code == wire::ErrorCode::BUSY || error.code == wire::ErrorCode::UNAVAILABLE) {
-          auto delay = kj::max(error.retryAfterMs * kj::MILLISECONDS, config.syncRetryMin);
-          c.tasks->add(timer.afterDelay(delay).then([this, &c]() { syncLibrary(c); }));
-        }
-        return;
+        c.sync.onError(error.code, error.message, error.retryAfterMs, error.local, timer.now());
       }
     }
-    if (c.syncAgain && !KJ_ASSERT_NONNULL(c.session)->isClosed()) {
-      c.syncAgain = false;
-      syncLibrary(c);
-    }
+    pumpSync(c);
   }));
-}
-
-void Runtime::applyLibraryPage(Connection& c, const codec::InboundFrame& frame) {
-  auto root = frame.root();
-  auto result = root.which() == wire::Frame::LIBRARY_SNAPSHOT
-                    ? c.view.onSnapshotPage(root.getLibrarySnapshot())
-                    : c.view.onDeltaPage(root.getLibraryDelta());
-  switch (result.outcome) {
-    case library::ViewOutcome::morePages: return;
-    case library::ViewOutcome::applied: {
-      c.resyncs = 0;
-      auto& summary = KJ_ASSERT_NONNULL(c.view.summary());
-      emit([&](control::Event::Builder e) {
-        auto changed = e.initLibraryChanged();
-        KJ_IF_MAYBE (id, c.end.peer) {
-          changed.setPeerId(formatPeerId(*id));
-        }
-        fillSummary(changed.initSummary(), summary);
-        changed.setItems(c.view.items().size());
-      });
-      return;
-    }
-    case library::ViewOutcome::resync:
-      // [LIB-13]/[LIB-14]: the view is gone; ask for a snapshot, but not forever.
-      KJ_LOG(WARNING, "library view resync", c.address, result.message);
-      if (++c.resyncs <= config.maxResyncs) {
-        c.syncAgain = true;
-      } else {
-        KJ_ASSERT_NONNULL(c.session)->abort(wire::ErrorCode::PROTOCOL,
-                                            "library digest keeps failing");
-      }
-      return;
-    case library::ViewOutcome::protocolError:
-      KJ_ASSERT_NONNULL(c.session)->abort(wire::ErrorCode::PROTOCOL, result.message);
-      return;
-  }
 }
 
 // --- queries -------------------------------------------------------------------------------
@@ -409,12 +409,12 @@ void Runtime::fillPeerInfo(control::PeerInfo::Builder info, const Connection& c)
   }
   info.setState(leaving ? control::PeerState::LEAVING : control::PeerState::ESTABLISHED);
   info.setInstanceId(remote.instanceId);
-  KJ_IF_MAYBE (held, c.view.summary()) {
+  KJ_IF_MAYBE (held, c.sync.view().summary()) {
     fillSummary(info.initLibrary(), *held);
   } else {
     fillSummary(info.initLibrary(), remote.library);
   }
-  info.setItems(c.view.items().size());
+  info.setItems(c.sync.view().items().size());
   info.setAuthenticated(session.authenticatedPeer() != nullptr);
   info.setBytesIn(session.bytesRead());
   info.setBytesOut(session.bytesWritten());
@@ -442,7 +442,7 @@ void Runtime::fillItems(kj::Function<capnp::List<control::RemoteItem>::Builder(k
   kj::TreeMap<kj::String, Row> rows;
   peers.forEach([&](const PeerId& id, const PeerTable::Slot& slot) {
     KJ_IF_MAYBE (c, live.find(slot.generation)) {
-      for (auto& item : (*c)->view.items()) {
+      for (auto& item : (*c)->sync.view().items()) {
         auto key = kj::str(item.itemId, "/", codec::toHex(item.manifestDigest));
         auto& row = rows.findOrCreate(key, [&]() {
           return decltype(rows)::Entry{kj::mv(key), Row{&item, {}}};

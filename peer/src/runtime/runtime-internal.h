@@ -27,7 +27,7 @@ struct Runtime::ConnectionEnd {
 // admission) when destroyed, on every path.
 struct Runtime::Connection {
   Connection(Runtime& runtime, uint64_t generation, Role role, kj::String address,
-             kj::TimePoint startedAt);
+             kj::TimePoint startedAt, library::LibrarySyncLimits syncLimits);
   ~Connection() noexcept(false);
   KJ_DISALLOW_COPY(Connection);
 
@@ -48,10 +48,8 @@ struct Runtime::Connection {
   kj::Promise<void> lastServed = kj::READY_NOW;  // the request served last has its answer
   kj::HashSet<uint64_t> cancelled;  // cancelled by the peer before their turn to be served
 
-  library::LibraryView view;
-  bool syncing = false;
-  bool syncAgain = false;
-  uint32_t resyncs = 0;
+  library::LibrarySync sync;           // the peer's library, as we follow it
+  kj::Maybe<kj::TimePoint> syncTimer;  // the deadline a timer is armed for
 
   kj::Maybe<kj::Own<Session>> session;
   // Declared last so it is destroyed first: its tasks hold requests of `session`.

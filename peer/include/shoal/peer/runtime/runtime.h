@@ -9,7 +9,7 @@
 #include <kj/thread.h>
 #include <shoal/peer/discovery/discovery.h>
 #include <shoal/peer/library/index-cache.h>
-#include <shoal/peer/library/library-view.h>
+#include <shoal/peer/library/library-sync.h>
 #include <shoal/peer/library/library.h>
 #include <shoal/peer/library/scanner.h>
 #include <shoal/peer/runtime/admission.h>
@@ -182,8 +182,8 @@ class Runtime final : private SessionHandler,
   void reportHandshakeFailure(HandshakeFailure failure);
   void emitHandshakeFailed(ReportThrottle<HandshakeFailure>::Report report);
   kj::Maybe<Connection&> connectionOf(Session& session);
-  void syncLibrary(Connection& connection);
-  void applyLibraryPage(Connection& connection, const codec::InboundFrame& frame);
+  void pumpSync(Connection& connection);
+  void sendGetLibrary(Connection& connection, library::LibraryView::Since since);
   bool isAllowed(const PeerId& peer) const;
 
   // SessionHandler.
