@@ -1,5 +1,5 @@
-// Runtime connections: the TLS phase, the SessionHandler (trust, duplicates, serving, peer
-// table), and the library sync of each peer.
+// Runtime connections: the TLS phase, what each session reports (trust, duplicates, serving,
+// peer table), and the library sync of each peer.
 #include <kj/debug.h>
 #include <shoal/codec/frames.h>
 
@@ -108,7 +108,7 @@ kj::Promise<void> Runtime::startSession(Connection& c, kj::Own<Transport> transp
         return transport->end().attach(kj::mv(transport));
       }
     }
-    SessionHandler& handler = *this;
+    SessionHandler& handler = c;
     auto session = kj::heap<Session>(kj::mv(transport), c.role, config.session, localPeer(), timer,
                                      handler, c.startedAt, c.generation);
     auto& ref = *session;
@@ -151,13 +151,6 @@ void Runtime::emitHandshakeFailed(ReportThrottle<HandshakeFailure>::Report repor
   });
 }
 
-kj::Maybe<Runtime::Connection&> Runtime::connectionOf(Session& session) {
-  KJ_IF_MAYBE (c, live.find(session.generation())) {
-    return **c;
-  }
-  return nullptr;
-}
-
 bool Runtime::isAllowed(const PeerId& peer) const {
   if (config.trust == TrustMode::open) return true;
   for (auto& allowed : config.allow) {
@@ -166,10 +159,44 @@ bool Runtime::isAllowed(const PeerId& peer) const {
   return false;
 }
 
-// --- SessionHandler ------------------------------------------------------------------------
+// --- what the sessions report -------------------------------------------------------------
 
-kj::Maybe<Rejection> Runtime::onHello(Session& session, const RemotePeer& peer) {
-  (void)session;
+kj::Maybe<Rejection> Runtime::Connection::onHello(Session& s, const RemotePeer& peer) {
+  (void)s;
+  return runtime.onHello(peer);
+}
+void Runtime::Connection::onEstablished(Session& s) {
+  (void)s;
+  runtime.onEstablished(*this);
+}
+kj::Promise<kj::Array<codec::FrameBuilder>> Runtime::Connection::serve(
+    Session& s, uint64_t id, codec::InboundFrame request) {
+  (void)s;
+  return runtime.serve(*this, id, kj::mv(request));
+}
+void Runtime::Connection::onRequestCancelled(Session& s, uint64_t id) {
+  (void)s;
+  cancelled.insert(id);
+}
+void Runtime::Connection::onLibraryChanged(Session& s, const codec::Summary& summary) {
+  (void)s;
+  sync.onLibraryChanged(summary);
+  runtime.pumpSync(*this);
+}
+void Runtime::Connection::onGoodbye(Session& s, const event::GoodbyeReceived& goodbye) {
+  (void)s;
+  runtime.onGoodbye(*this, goodbye);
+}
+void Runtime::Connection::onWriterDone(Session& s) {
+  (void)s;
+  runtime.onWriterDone(*this);
+}
+void Runtime::Connection::onClosed(Session& s, const event::Closed& closed) {
+  (void)s;
+  runtime.onClosed(*this, closed);
+}
+
+kj::Maybe<Rejection> Runtime::onHello(const RemotePeer& peer) {
   if (stopping) return Rejection{wire::ErrorCode::SHUTTING_DOWN, kj::str("shutting down")};
   if (!isAllowed(peer.id)) {
     return Rejection{wire::ErrorCode::UNTRUSTED, kj::str("this peer is not on the allow list")};
@@ -181,8 +208,8 @@ kj::Maybe<Rejection> Runtime::onHello(Session& session, const RemotePeer& peer) 
   return nullptr;
 }
 
-void Runtime::onEstablished(Session& session) {
-  auto& c = KJ_ASSERT_NONNULL(connectionOf(session));
+void Runtime::onEstablished(Connection& c) {
+  auto& session = c.established();
   auto& remote = KJ_ASSERT_NONNULL(session.remote());
   c.end.kind = ConnectionEnd::Kind::established;
   c.end.peer = remote.id;
@@ -211,9 +238,9 @@ void Runtime::onEstablished(Session& session) {
 // One request at a time per connection, each only once the answers queued to that peer are below
 // its backlog mark: a peer that stops reading holds at most one of our answers beyond the mark,
 // whatever its maxInFlight. A request cancelled while it waited is not served at all.
-kj::Promise<kj::Array<codec::FrameBuilder>> Runtime::serve(Session& session, uint64_t id,
+kj::Promise<kj::Array<codec::FrameBuilder>> Runtime::serve(Connection& c, uint64_t id,
                                                            codec::InboundFrame request) {
-  auto& c = KJ_ASSERT_NONNULL(connectionOf(session));
+  auto& session = c.established();
   auto done = kj::newPromiseAndFulfiller<void>();
   auto turn = kj::mv(c.lastServed);
   c.lastServed = kj::mv(done.promise);
@@ -238,86 +265,67 @@ kj::Promise<kj::Array<codec::FrameBuilder>> Runtime::serve(Session& session, uin
       }));
 }
 
-void Runtime::onRequestCancelled(Session& session, uint64_t id) {
-  KJ_IF_MAYBE (c, connectionOf(session)) {
-    c->cancelled.insert(id);
+void Runtime::onGoodbye(Connection& c, const event::GoodbyeReceived& goodbye) {
+  KJ_IF_MAYBE (id, c.end.peer) {
+    if (!peers.markLeaving(*id, c.generation)) return;  // a connection not in the table
+    auto& slot = KJ_ASSERT_NONNULL(peers.find(*id));
+    slot.lostReported = true;
+    auto text = formatPeerId(*id);
+    emit([&](control::Event::Builder e) {
+      auto g = e.initGoodbyeReceived();
+      g.setPeerId(text);
+      g.setReason(kj::str(goodbye.reason));
+      g.setMessage(goodbye.message);
+    });
+    emit([&](control::Event::Builder e) {
+      auto lost = e.initPeerLost();
+      lost.setPeerId(text);
+      lost.setReason("goodbye");
+    });
+    discoveryPeerDown(*id);
   }
 }
 
-void Runtime::onLibraryChanged(Session& session, const codec::Summary& summary) {
-  KJ_IF_MAYBE (c, connectionOf(session)) {
-    c->sync.onLibraryChanged(summary);
-    pumpSync(*c);
-  }
-}
-
-void Runtime::onGoodbye(Session& session, const event::GoodbyeReceived& goodbye) {
-  KJ_IF_MAYBE (c, connectionOf(session)) {
-    KJ_IF_MAYBE (id, c->end.peer) {
-      if (!peers.markLeaving(*id, c->generation)) return;  // a connection not in the table
-      auto& slot = KJ_ASSERT_NONNULL(peers.find(*id));
-      slot.lostReported = true;
-      auto text = formatPeerId(*id);
-      emit([&](control::Event::Builder e) {
-        auto g = e.initGoodbyeReceived();
-        g.setPeerId(text);
-        g.setReason(kj::str(goodbye.reason));
-        g.setMessage(goodbye.message);
-      });
-      emit([&](control::Event::Builder e) {
-        auto lost = e.initPeerLost();
-        lost.setPeerId(text);
-        lost.setReason("goodbye");
-      });
-      discoveryPeerDown(*id);
+void Runtime::onWriterDone(Connection& c) {
+  KJ_IF_MAYBE (id, c.end.peer) {
+    bool reported = false;
+    KJ_IF_MAYBE (slot, peers.find(*id)) {
+      reported = slot->lostReported;
     }
-  }
-}
-
-void Runtime::onWriterDone(Session& session) {
-  KJ_IF_MAYBE (c, connectionOf(session)) {
-    KJ_IF_MAYBE (id, c->end.peer) {
-      bool reported = false;
-      KJ_IF_MAYBE (slot, peers.find(*id)) {
-        reported = slot->lostReported;
-      }
-      if (!peers.writerEnded(*id, c->generation) || reported) return;
-      kj::String reason;
-      KJ_IF_MAYBE (closed, session.closedEvent()) {
-        reason = kj::str(name(closed->reason), ": ", closed->detail);
-      } else {
-        reason = kj::str("connection closed");
-      }
-      emit([&](control::Event::Builder e) {
-        auto lost = e.initPeerLost();
-        lost.setPeerId(formatPeerId(*id));
-        lost.setReason(reason);
-      });
-      discoveryPeerDown(*id);
-    }
-  }
-}
-
-void Runtime::onClosed(Session& session, const event::Closed& closed) {
-  KJ_IF_MAYBE (c, connectionOf(session)) {
-    if (c->isEstablished()) {
-      KJ_LOG(INFO, "session closed", c->address, name(closed.reason), closed.detail);
-      return;
-    }
-    // Before the session: why, for the dialler's backoff and the failure reports.
-    auto& end = c->end;
-    KJ_IF_MAYBE (rejection, session.rejection()) {
-      end.kind = ConnectionEnd::Kind::refused;
-      end.code = kj::str(codec::name(rejection->code));
-      end.message = kj::str(rejection->message);
-    } else if (closed.reason == CloseReason::peerError) {
-      end.kind = ConnectionEnd::Kind::refused;
-      end.code = kj::str("error");
-      end.message = kj::str(closed.detail);
+    if (!peers.writerEnded(*id, c.generation) || reported) return;
+    kj::String reason;
+    KJ_IF_MAYBE (closed, c.established().closedEvent()) {
+      reason = kj::str(name(closed->reason), ": ", closed->detail);
     } else {
-      end.code = kj::str(name(closed.reason));
-      end.message = kj::str(closed.detail);
+      reason = kj::str("connection closed");
     }
+    emit([&](control::Event::Builder e) {
+      auto lost = e.initPeerLost();
+      lost.setPeerId(formatPeerId(*id));
+      lost.setReason(reason);
+    });
+    discoveryPeerDown(*id);
+  }
+}
+
+void Runtime::onClosed(Connection& c, const event::Closed& closed) {
+  if (c.isEstablished()) {
+    KJ_LOG(INFO, "session closed", c.address, name(closed.reason), closed.detail);
+    return;
+  }
+  // Before the session: why, for the dialler's backoff and the failure reports.
+  auto& end = c.end;
+  KJ_IF_MAYBE (rejection, KJ_ASSERT_NONNULL(c.session)->rejection()) {
+    end.kind = ConnectionEnd::Kind::refused;
+    end.code = kj::str(codec::name(rejection->code));
+    end.message = kj::str(rejection->message);
+  } else if (closed.reason == CloseReason::peerError) {
+    end.kind = ConnectionEnd::Kind::refused;
+    end.code = kj::str("error");
+    end.message = kj::str(closed.detail);
+  } else {
+    end.code = kj::str(name(closed.reason));
+    end.message = kj::str(closed.detail);
   }
 }
 

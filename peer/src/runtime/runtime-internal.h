@@ -22,10 +22,11 @@ struct Runtime::ConnectionEnd {
 };
 
 // One TCP connection from accept/dial to its end: the TLS phase, then its Session, then the
-// peer-scope work (library sync) that must not outlive it. Owned by its task in
-// Runtime::connections; removes itself from Runtime::live (and an inbound one from the
+// peer-scope work (library sync) that must not outlive it. It is its session's handler: what the
+// session reports reaches the runtime with the connection it concerns, never looked up. Owned by
+// its task in Runtime::connections; removes itself from Runtime::live (and an inbound one from the
 // admission) when destroyed, on every path.
-struct Runtime::Connection {
+struct Runtime::Connection final : public SessionHandler {
   Connection(Runtime& runtime, uint64_t generation, Role role, kj::String address,
              kj::TimePoint startedAt, library::LibrarySyncLimits syncLimits);
   ~Connection() noexcept(false);
@@ -56,6 +57,18 @@ struct Runtime::Connection {
   kj::Own<kj::TaskSet> tasks;
 
   bool isEstablished() const { return end.kind == ConnectionEnd::Kind::established; }
+  Session& established() { return *KJ_ASSERT_NONNULL(session); }
+
+  // SessionHandler: to the runtime, with this connection.
+  kj::Maybe<Rejection> onHello(Session& s, const RemotePeer& peer) override;
+  void onEstablished(Session& s) override;
+  kj::Promise<kj::Array<codec::FrameBuilder>> serve(Session& s, uint64_t id,
+                                                    codec::InboundFrame request) override;
+  void onRequestCancelled(Session& s, uint64_t id) override;
+  void onLibraryChanged(Session& s, const codec::Summary& summary) override;
+  void onGoodbye(Session& s, const event::GoodbyeReceived& goodbye) override;
+  void onWriterDone(Session& s) override;
+  void onClosed(Session& s, const event::Closed& closed) override;
 };
 
 // A static peer (--peer) and its redial state, for the runtime's lifetime.

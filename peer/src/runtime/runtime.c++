@@ -1,5 +1,5 @@
 // Runtime lifecycle: construction, start, the shutdown sequence, library scans and events.
-// Connections and the SessionHandler live in connections.c++, services in services.c++.
+// Connections and what their sessions report live in connections.c++, services in services.c++.
 #include <shoal/peer/runtime/runtime.h>
 
 #include <fcntl.h>

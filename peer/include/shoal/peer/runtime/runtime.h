@@ -28,9 +28,7 @@
 
 namespace shoal::peer {
 
-class Runtime final : private SessionHandler,
-                      private Supervisor::Observer,
-                      private discovery::Discovery::Host {
+class Runtime final : private Supervisor::Observer, private discovery::Discovery::Host {
  public:
   // Loads (or creates) the identity and opens the library root: a bad key file, a missing
   // library folder or a TLS set-up failure throws here, before anything runs.
@@ -181,21 +179,18 @@ class Runtime final : private SessionHandler,
   void connectionEnded(Connection& connection);
   void reportHandshakeFailure(HandshakeFailure failure);
   void emitHandshakeFailed(ReportThrottle<HandshakeFailure>::Report report);
-  kj::Maybe<Connection&> connectionOf(Session& session);
   void pumpSync(Connection& connection);
   void sendGetLibrary(Connection& connection, library::LibraryView::Since since);
   bool isAllowed(const PeerId& peer) const;
 
-  // SessionHandler.
-  kj::Maybe<Rejection> onHello(Session& session, const RemotePeer& peer) override;
-  void onEstablished(Session& session) override;
-  kj::Promise<kj::Array<codec::FrameBuilder>> serve(Session& session, uint64_t id,
-                                                    codec::InboundFrame request) override;
-  void onRequestCancelled(Session& session, uint64_t id) override;
-  void onLibraryChanged(Session& session, const codec::Summary& summary) override;
-  void onGoodbye(Session& session, const event::GoodbyeReceived& goodbye) override;
-  void onWriterDone(Session& session) override;
-  void onClosed(Session& session, const event::Closed& closed) override;
+  // What each connection's session reports (Connection is its SessionHandler).
+  kj::Maybe<Rejection> onHello(const RemotePeer& peer);
+  void onEstablished(Connection& connection);
+  kj::Promise<kj::Array<codec::FrameBuilder>> serve(Connection& connection, uint64_t id,
+                                                    codec::InboundFrame request);
+  void onGoodbye(Connection& connection, const event::GoodbyeReceived& goodbye);
+  void onWriterDone(Connection& connection);
+  void onClosed(Connection& connection, const event::Closed& closed);
 
   // Supervisor::Observer.
   void onRequiredFailed(kj::StringPtr service, kj::StringPtr error) override;
