@@ -35,4 +35,4 @@ shoal_test(runtime-integration-test unit
   SOURCES
     test/runtime/runtime-test.c++
     test/runtime/wire-test.c++
-  LIBS shoal-runtime shoal-conformance-engine)
+  LIBS shoal-runtime shoal-control shoal-conformance-engine)

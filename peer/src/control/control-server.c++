@@ -2,6 +2,7 @@
 
 #include <capnp/rpc-twoparty.h>
 #include <kj/debug.h>
+#include <shoal/peer/control/control-replies.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -82,19 +83,19 @@ class ControlServer final : public control::Control::Server {
   ControlServer(Runtime& runtime, kj::Own<ControlHub> hub) : runtime(runtime), hub(kj::mv(hub)) {}
 
   kj::Promise<void> status(StatusContext context) override {
-    runtime.fillStatus(context.getResults().initStatus());
+    fillStatus(runtime, context.getResults().initStatus());
     return kj::READY_NOW;
   }
 
   kj::Promise<void> peers(PeersContext context) override {
     auto results = context.getResults();
-    runtime.fillPeers([&](kj::uint n) { return results.initPeers(n); });
+    fillPeers(runtime, [&](kj::uint n) { return results.initPeers(n); });
     return kj::READY_NOW;
   }
 
   kj::Promise<void> items(ItemsContext context) override {
     auto results = context.getResults();
-    runtime.fillItems([&](kj::uint n) { return results.initItems(n); });
+    fillItems(runtime, [&](kj::uint n) { return results.initItems(n); });
     return kj::READY_NOW;
   }
 

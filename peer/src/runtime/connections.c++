@@ -3,15 +3,11 @@
 #include <kj/debug.h>
 #include <shoal/codec/frames.h>
 
+#include <shoal/peer/runtime/event-fields.h>
+
 #include "runtime-internal.h"
 
 namespace shoal::peer {
-
-void fillSummary(control::Summary::Builder out, const codec::Summary& summary) {
-  out.setEpoch(summary.epoch);
-  out.setRev(summary.rev);
-  out.setDigest(codec::toHex(summary.digest));
-}
 
 Runtime::Connection::Connection(Runtime& runtime, uint64_t generation, Role role,
                                 kj::String address, kj::TimePoint startedAt,
@@ -227,7 +223,7 @@ void Runtime::onEstablished(Connection& c) {
       }
       break;
     case PeerTable::Admitted::added:
-      emit([&](control::Event::Builder e) { fillPeerInfo(e.initPeerFound(), c); });
+      emit([&](control::Event::Builder e) { fillPeerInfo(e.initPeerFound(), factsOf(c)); });
       break;
   }
   discoveryPeerUp(remote.id, remote.instanceId);
@@ -403,76 +399,59 @@ void Runtime::sendGetLibrary(Connection& c, library::LibraryView::Since since) {
 
 // --- queries -------------------------------------------------------------------------------
 
-void Runtime::fillPeerInfo(control::PeerInfo::Builder info, const Connection& c) {
+PeerFacts Runtime::factsOf(const Connection& c) const {
   auto& session = *KJ_ASSERT_NONNULL(c.session);
   auto& remote = KJ_ASSERT_NONNULL(session.remote());
-  info.setPeerId(formatPeerId(remote.id));
-  info.setName(remote.name);
-  info.setAddress(c.address);
-  info.setDirection(c.role == Role::initiator ? control::Direction::OUTBOUND
-                                              : control::Direction::INBOUND);
   bool leaving = false;
   KJ_IF_MAYBE (slot, peers.find(remote.id)) {
     leaving = slot->leaving;
   }
-  info.setState(leaving ? control::PeerState::LEAVING : control::PeerState::ESTABLISHED);
-  info.setInstanceId(remote.instanceId);
-  KJ_IF_MAYBE (held, c.sync.view().summary()) {
-    fillSummary(info.initLibrary(), *held);
-  } else {
-    fillSummary(info.initLibrary(), remote.library);
-  }
-  info.setItems(c.sync.view().items().size());
-  info.setAuthenticated(session.authenticatedPeer() != nullptr);
-  info.setBytesIn(session.bytesRead());
-  info.setBytesOut(session.bytesWritten());
-  fillFoundBy(info, c);
+  auto found = foundOf(c);
+  return PeerFacts{remote,
+                   c.address,
+                   c.role,
+                   leaving,
+                   c.sync.view(),
+                   session.authenticatedPeer() != nullptr,
+                   session.bytesRead(),
+                   session.bytesWritten(),
+                   kj::get<0>(found),
+                   kj::get<1>(found)};
 }
 
-void Runtime::fillPeers(kj::Function<capnp::List<control::PeerInfo>::Builder(kj::uint)> init) {
-  kj::Vector<Connection*> held;
+void Runtime::forEachPeer(kj::FunctionParam<void(const PeerFacts&)> func) const {
   peers.forEach([&](const PeerId&, const PeerTable::Slot& slot) {
     KJ_IF_MAYBE (c, live.find(slot.generation)) {
-      held.add(*c);
+      func(factsOf(**c));
     }
   });
-  auto list = init(held.size());
-  for (auto i : kj::indices(held))
-    fillPeerInfo(list[i], *held[i]);
 }
 
-void Runtime::fillItems(kj::Function<capnp::List<control::RemoteItem>::Builder(kj::uint)> init) {
-  // Items of every listed peer, merged by (itemId, manifest digest).
-  struct Row {
-    const codec::ItemInfo* info;
-    kj::Vector<kj::String> peers;
-  };
-  kj::TreeMap<kj::String, Row> rows;
-  peers.forEach([&](const PeerId& id, const PeerTable::Slot& slot) {
-    KJ_IF_MAYBE (c, live.find(slot.generation)) {
-      for (auto& item : (*c)->sync.view().items()) {
-        auto key = kj::str(item.itemId, "/", codec::toHex(item.manifestDigest));
-        auto& row = rows.findOrCreate(key, [&]() {
-          return decltype(rows)::Entry{kj::mv(key), Row{&item, {}}};
-        });
-        row.peers.add(formatPeerId(id));
-      }
-    }
-  });
-  auto list = init(rows.size());
-  kj::uint i = 0;
-  for (auto& entry : rows) {
-    auto out = list[i++];
-    auto& info = *entry.value.info;
-    out.setItemId(info.itemId);
-    out.setName(info.name);
-    out.setSize(info.size);
-    out.setFileCount(info.fileCount);
-    out.setManifestDigest(codec::toHex(info.manifestDigest));
-    auto ids = out.initPeers(entry.value.peers.size());
-    for (auto j : kj::indices(entry.value.peers))
-      ids.set(j, entry.value.peers[j]);
+void fillSummary(control::Summary::Builder out, const codec::Summary& summary) {
+  out.setEpoch(summary.epoch);
+  out.setRev(summary.rev);
+  out.setDigest(codec::toHex(summary.digest));
+}
+
+void fillPeerInfo(control::PeerInfo::Builder info, const PeerFacts& peer) {
+  info.setPeerId(formatPeerId(peer.remote.id));
+  info.setName(peer.remote.name);
+  info.setAddress(peer.address);
+  info.setDirection(peer.role == Role::initiator ? control::Direction::OUTBOUND
+                                                 : control::Direction::INBOUND);
+  info.setState(peer.leaving ? control::PeerState::LEAVING : control::PeerState::ESTABLISHED);
+  info.setInstanceId(peer.remote.instanceId);
+  KJ_IF_MAYBE (held, peer.library.summary()) {
+    fillSummary(info.initLibrary(), *held);
+  } else {
+    fillSummary(info.initLibrary(), peer.remote.library);
   }
+  info.setItems(peer.library.items().size());
+  info.setAuthenticated(peer.authenticated);
+  info.setBytesIn(peer.bytesIn);
+  info.setBytesOut(peer.bytesOut);
+  info.setFoundBy(peer.foundBy);
+  info.setFoundMs(peer.foundSince / kj::MILLISECONDS);
 }
 
 }  // namespace shoal::peer

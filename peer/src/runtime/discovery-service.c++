@@ -21,11 +21,6 @@ control::FoundBy toControl(discovery::FoundBy by) {
 
 }  // namespace
 
-void fillFound(control::PeerInfo::Builder info, control::FoundBy by, kj::Duration since) {
-  info.setFoundBy(by);
-  info.setFoundMs(since / kj::MILLISECONDS);
-}
-
 kj::Promise<void> Runtime::discover() {
   return KJ_ASSERT_NONNULL(discovery)->run();
 }
@@ -92,21 +87,17 @@ void Runtime::discoveryPeerDown(const PeerId& id) {
   }
 }
 
-void Runtime::fillFoundBy(control::PeerInfo::Builder info, const Connection& c) {
-  if (c.role == Role::initiator) {
-    fillFound(info, c.foundBy, c.foundAt - startedAt);
-    return;
-  }
+kj::Tuple<control::FoundBy, kj::Duration> Runtime::foundOf(const Connection& c) const {
+  if (c.role == Role::initiator) return kj::tuple(c.foundBy, c.foundAt - startedAt);
   // It dialled us: say how we knew of it anyway, if we did.
   KJ_IF_MAYBE (d, discovery) {
     KJ_IF_MAYBE (id, c.end.peer) {
       KJ_IF_MAYBE (origin, (*d)->origin(*id)) {
-        fillFound(info, toControl(origin->by), origin->since - startedAt);
-        return;
+        return kj::tuple(toControl(origin->by), origin->since - startedAt);
       }
     }
   }
-  fillFound(info, control::FoundBy::INCOMING, c.startedAt - startedAt);
+  return kj::tuple(control::FoundBy::INCOMING, c.startedAt - startedAt);
 }
 
 }  // namespace shoal::peer

@@ -78,7 +78,4 @@ struct Runtime::StaticPeer {
   RedialBackoff backoff;
 };
 
-void fillSummary(control::Summary::Builder out, const codec::Summary& summary);
-void fillFound(control::PeerInfo::Builder info, control::FoundBy by, kj::Duration since);
-
 }  // namespace shoal::peer

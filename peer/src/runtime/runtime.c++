@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <kj/debug.h>
 #include <shoal/codec/frames.h>
+#include <shoal/peer/runtime/event-fields.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -328,27 +329,18 @@ LocalPeer Runtime::localPeer() const {
   return LocalPeer{identity->id(), kj::str(config.name), nullptr, library.summary(), instanceId};
 }
 
-void Runtime::fillStatus(control::Status::Builder status) {
-  status.setPeerId(formatPeerId(identity->id()));
-  status.setName(config.name);
+RuntimeFacts Runtime::facts() const {
+  RuntimeFacts out;
   KJ_IF_MAYBE (address, bound) {
-    status.setListen(*address);
+    out.listen = kj::StringPtr(*address);
   }
-  fillSummary(status.initLibrary(), library.summary());
-  status.setItems(library.items().size());
-  uint64_t bytes = 0;
-  for (auto& item : library.items())
-    bytes += item->info.size;
-  status.setBytes(bytes);
-  status.setPeers(peers.size());
-  status.setUptimeMs((timer.now() - startedAt) / kj::MILLISECONDS);
-  status.setTrust(config.trust == TrustMode::open ? "open" : "pinned");
-  status.setPlaintext(config.plaintext);
-  status.setLibraryDir(config.libraryDir);
-  status.setHandshakeFailures(handshakeFailures);
-  status.setAdmissionDrops(admissionDrops);
-  status.setLeftOutPaths(leftOut.size());
-  status.setHandshakesPending(admission.pending());
+  out.uptime = timer.now() - startedAt;
+  out.peers = peers.size();
+  out.handshakeFailures = handshakeFailures;
+  out.admissionDrops = admissionDrops;
+  out.leftOutPaths = leftOut.size();
+  out.handshakesPending = admission.pending();
+  return out;
 }
 
 void Runtime::TaskErrors::taskFailed(kj::Exception&& exception) {

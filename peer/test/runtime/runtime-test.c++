@@ -2,6 +2,8 @@
 // the Stopped event, and Required failures.
 #include <shoal/peer/runtime/runtime-handle.h>
 
+#include <shoal/peer/control/control-replies.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -21,7 +23,7 @@ kj::Array<kj::String> remoteItems(RuntimeHandle& handle) {
   return handle.call([](Runtime& runtime) {
     capnp::MallocMessageBuilder message;
     auto holder = message.initRoot<control::Control::ItemsResults>();
-    runtime.fillItems([&](kj::uint n) { return holder.initItems(n); });
+    fillItems(runtime, [&](kj::uint n) { return holder.initItems(n); });
     return KJ_MAP(item, holder.getItems()) {
       return kj::str(item.getItemId());
     };
@@ -59,7 +61,7 @@ TEST(Runtime, TwoPeersOverTlsListEachOthersLibrariesAndStopCleanly) {
   auto authenticated = b.handle.call([](Runtime& r) {
     capnp::MallocMessageBuilder message;
     auto holder = message.initRoot<control::Control::PeersResults>();
-    r.fillPeers([&](kj::uint n) { return holder.initPeers(n); });
+    fillPeers(r, [&](kj::uint n) { return holder.initPeers(n); });
     KJ_ASSERT(holder.getPeers().size() == 1);
     return holder.getPeers()[0].getAuthenticated();
   });
@@ -276,7 +278,7 @@ TEST(Runtime, ALeftOutPathIsSaidOnceUntilItChangesAndCounted) {
     return a.handle.call([](Runtime& r) {
       capnp::MallocMessageBuilder message;
       auto status = message.initRoot<control::Status>();
-      r.fillStatus(status);
+      fillStatus(r, status);
       return status.getLeftOutPaths();
     });
   };
@@ -313,7 +315,7 @@ TEST(Runtime, AnInboundHandshakeFailureIsAnEventAndCounted) {
   auto counted = a.handle.call([](Runtime& r) {
     capnp::MallocMessageBuilder message;
     auto status = message.initRoot<control::Status>();
-    r.fillStatus(status);
+    fillStatus(r, status);
     return status.getHandshakeFailures();
   });
   EXPECT_EQ(counted, 1u);

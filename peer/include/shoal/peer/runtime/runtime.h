@@ -23,10 +23,34 @@
 #include <shoal/peer/session/session.h>
 #include <shoal/peer/transport/identity.h>
 #include <shoal/peer/transport/tls.h>
-#include <shoal/schema/control.capnp.h>
 #include <atomic>
 
 namespace shoal::peer {
+
+// What the runtime shows of one established peer: `shoal peers`, PeerFound events, tests.
+struct PeerFacts {
+  const RemotePeer& remote;
+  kj::StringPtr address;
+  Role role;
+  bool leaving;                         // it said Goodbye
+  const library::LibraryView& library;  // its library as we follow it
+  bool authenticated;                   // false only in plaintext mode
+  uint64_t bytesIn;
+  uint64_t bytesOut;
+  control::FoundBy foundBy;  // how we came to know it
+  kj::Duration foundSince;   // since when, from the runtime's start
+};
+
+// The runtime's own counters and state, for `shoal status`.
+struct RuntimeFacts {
+  kj::Maybe<kj::StringPtr> listen;  // once bound
+  kj::Duration uptime;
+  size_t peers;
+  uint64_t handshakeFailures;
+  uint64_t admissionDrops;  // of those: evicted, or silent past the first-bytes deadline
+  size_t leftOutPaths;
+  size_t handshakesPending;
+};
 
 class Runtime final : private Supervisor::Observer, private discovery::Discovery::Host {
  public:
@@ -61,10 +85,10 @@ class Runtime final : private Supervisor::Observer, private discovery::Discovery
   // Rescans the library now (coalesced with a scan in progress); resolves to whether it changed.
   kj::Promise<bool> rescan();
 
-  // For the control API.
-  void fillStatus(control::Status::Builder status);
-  void fillPeers(kj::Function<capnp::List<control::PeerInfo>::Builder(kj::uint)> init);
-  void fillItems(kj::Function<capnp::List<control::RemoteItem>::Builder(kj::uint)> init);
+  // For the control API (control/control-replies.h builds its replies from these) and tests.
+  RuntimeFacts facts() const;
+  // Every established peer the peer table holds, in peer-id order.
+  void forEachPeer(kj::FunctionParam<void(const PeerFacts&)> func) const;
 
  private:
   struct Connection;
@@ -141,7 +165,7 @@ class Runtime final : private Supervisor::Observer, private discovery::Discovery
   void reportLeftOut(kj::ArrayPtr<const kj::String> skipped);
   LocalPeer localPeer() const;
   void emit(kj::FunctionParam<void(control::Event::Builder)> fill);
-  void fillPeerInfo(control::PeerInfo::Builder info, const Connection& connection);
+  PeerFacts factsOf(const Connection& connection) const;
 
   // Services (services.c++).
   kj::Promise<void> bind();
@@ -165,7 +189,8 @@ class Runtime final : private Supervisor::Observer, private discovery::Discovery
   kj::Promise<void> discover();
   void discoveryPeerUp(const PeerId& id, uint64_t instanceId);
   void discoveryPeerDown(const PeerId& id);
-  void fillFoundBy(control::PeerInfo::Builder info, const Connection& connection);
+  // How we came to know the peer of `connection`, and since when (from the runtime's start).
+  kj::Tuple<control::FoundBy, kj::Duration> foundOf(const Connection& connection) const;
   discovery::Announce localAnnounce() override;
   bool accepts(discovery::BeaconSocket::Family family) override;
   kj::Promise<discovery::DialOutcome> dial(const PeerId& claimedId, kj::StringPtr address,

@@ -1,0 +1,74 @@
+#include <shoal/peer/control/control-replies.h>
+
+#include <shoal/peer/runtime/event-fields.h>
+
+namespace shoal::peer {
+
+void fillStatus(const Runtime& runtime, control::Status::Builder status) {
+  auto& config = runtime.configuration();
+  auto& library = runtime.localLibrary();
+  auto facts = runtime.facts();
+  status.setPeerId(formatPeerId(runtime.id()));
+  status.setName(config.name);
+  KJ_IF_MAYBE (address, facts.listen) {
+    status.setListen(*address);
+  }
+  fillSummary(status.initLibrary(), library.summary());
+  status.setItems(library.items().size());
+  uint64_t bytes = 0;
+  for (auto& item : library.items())
+    bytes += item->info.size;
+  status.setBytes(bytes);
+  status.setPeers(facts.peers);
+  status.setUptimeMs(facts.uptime / kj::MILLISECONDS);
+  status.setTrust(config.trust == TrustMode::open ? "open" : "pinned");
+  status.setPlaintext(config.plaintext);
+  status.setLibraryDir(config.libraryDir);
+  status.setHandshakeFailures(facts.handshakeFailures);
+  status.setAdmissionDrops(facts.admissionDrops);
+  status.setLeftOutPaths(facts.leftOutPaths);
+  status.setHandshakesPending(facts.handshakesPending);
+}
+
+void fillPeers(const Runtime& runtime,
+               kj::FunctionParam<capnp::List<control::PeerInfo>::Builder(kj::uint)> init) {
+  kj::Vector<PeerFacts> all;  // valid until the loop turns: filled right away
+  runtime.forEachPeer([&](const PeerFacts& peer) { all.add(peer); });
+  auto list = init(all.size());
+  for (auto i : kj::indices(all))
+    fillPeerInfo(list[i], all[i]);
+}
+
+void fillItems(const Runtime& runtime,
+               kj::FunctionParam<capnp::List<control::RemoteItem>::Builder(kj::uint)> init) {
+  struct Row {
+    codec::ItemInfo info;
+    kj::Vector<kj::String> peers;
+  };
+  kj::TreeMap<kj::String, Row> rows;
+  runtime.forEachPeer([&](const PeerFacts& peer) {
+    for (auto& item : peer.library.items()) {
+      auto key = kj::str(item.itemId, "/", codec::toHex(item.manifestDigest));
+      auto& row = rows.findOrCreate(key, [&]() {
+        return decltype(rows)::Entry{kj::mv(key), Row{item.clone(), {}}};
+      });
+      row.peers.add(formatPeerId(peer.remote.id));
+    }
+  });
+  auto list = init(rows.size());
+  kj::uint i = 0;
+  for (auto& entry : rows) {
+    auto out = list[i++];
+    auto& info = entry.value.info;
+    out.setItemId(info.itemId);
+    out.setName(info.name);
+    out.setSize(info.size);
+    out.setFileCount(info.fileCount);
+    out.setManifestDigest(codec::toHex(info.manifestDigest));
+    auto ids = out.initPeers(entry.value.peers.size());
+    for (auto j : kj::indices(entry.value.peers))
+      ids.set(j, entry.value.peers[j]);
+  }
+}
+
+}  // namespace shoal::peer
