@@ -2,6 +2,7 @@
 add_executable(shoal
   src/cli/client.c++
   src/cli/event-text.c++
+  src/cli/get.c++
   src/cli/main.c++
   src/cli/serve.c++
   src/cli/terminal.c++
@@ -24,3 +25,9 @@ set_tests_properties(cli-flood PROPERTIES LABELS unit TIMEOUT 300)
 add_test(NAME cli-hostile-text COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test/cli/hostile-text.sh
   $<TARGET_FILE:shoal>)
 set_tests_properties(cli-hostile-text PROPERTIES LABELS unit TIMEOUT 300)
+
+# Downloads between real processes over TLS (docs/downloads.md): two sources at once, verified,
+# byte-identical; then the faults (download-faults.sh).
+add_test(NAME cli-download COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test/cli/download.sh
+  $<TARGET_FILE:shoal>)
+set_tests_properties(cli-download PROPERTIES LABELS unit TIMEOUT 300)

@@ -4,6 +4,8 @@ add_library(shoal-runtime STATIC
   src/runtime/config.c++
   src/runtime/connections.c++
   src/runtime/discovery-service.c++
+  src/runtime/download-service.c++
+  src/runtime/downloads.c++
   src/runtime/duplicates.c++
   src/runtime/event-bus.c++
   src/runtime/peer-table.c++
@@ -13,10 +15,11 @@ add_library(shoal-runtime STATIC
   src/runtime/runtime-handle.c++
   src/runtime/services.c++
   src/runtime/supervisor.c++
+  src/runtime/upload-limit.c++
 )
 target_include_directories(shoal-runtime PUBLIC include)
-target_link_libraries(shoal-runtime PUBLIC shoal-session shoal-library shoal-transport shoal-discovery
-  shoal-control-schema
+target_link_libraries(shoal-runtime PUBLIC shoal-download shoal-session shoal-library shoal-transport
+  shoal-discovery shoal-control-schema
   CapnProto::kj-async)
 
 shoal_test(runtime-test unit
@@ -28,6 +31,7 @@ shoal_test(runtime-test unit
     test/runtime/redial-backoff-test.c++
     test/runtime/report-throttle-test.c++
     test/runtime/supervisor-test.c++
+    test/runtime/upload-limit-test.c++
     test/runtime/request-server-test.c++
   LIBS shoal-runtime)
 

@@ -1,5 +1,5 @@
 # Local control API of the reference peer: Cap'n Proto RPC over a Unix socket in the state folder
-# (mode 0600). `shoal ls | peers | status | stop` and the conformance runner are its clients. Events
+# (mode 0600). `shoal ls | peers | status | stop | get | cancel` and the conformance runner are its clients. Events
 # are also what `shoal serve --json` prints, one JSON object per line (capnp::JsonCodec).
 # Local only: Cap'n Proto RPC is not hardened against resource exhaustion (docs/dependencies.md).
 
@@ -55,6 +55,35 @@ struct RemoteItem {
   fileCount @3 :UInt32;
   manifestDigest @4 :Text;  # hex
   peers @5 :List(Text);     # ids of the peers that list this item (with this digest)
+  local @6 :LocalState;     # what this peer has of it
+  bytesDone @7 :UInt64;     # while downloading: verified bytes
+}
+
+enum LocalState {
+  absent @0;                # not in our library, not downloading
+  downloading @1;           # a download is under way (the item is not served meanwhile)
+  inLibrary @2;             # an item with this id is in our library
+}
+
+struct DownloadInfo {
+  itemId @0 :Text;
+  state @1 :Text;           # loading | fetchingManifest | preparing | downloading | finishing | stopping
+  bytesDone @2 :UInt64;
+  bytesTotal @3 :UInt64;    # 0 until the manifest is known
+  sourcesInUse @4 :UInt32;
+}
+
+struct SourceShare {
+  peerId @0 :Text;
+  bytes @1 :UInt64;         # verified chunk bytes received from it
+}
+
+enum DownloadStart {
+  started @0;
+  alreadyRunning @1;        # follow its events: the download under way is the one asked for
+  inLibrary @2;             # an item with this id is already in the library
+  stopping @3;              # the runtime is shutting down
+  badId @4;                 # not an item id ([LIB-*] rules): message says why
 }
 
 struct Status {
@@ -73,6 +102,8 @@ struct Status {
   admissionDrops @12 :UInt64;     # of those: evicted, or silent past the first-bytes deadline
   leftOutPaths @13 :UInt32;       # paths the last scan left out (symlinks, FIFOs, unreadable...)
   handshakesPending @14 :UInt32;  # inbound connections accepted and not yet in a session
+  downloads @15 :List(DownloadInfo);
+  downloadTasks @16 :UInt32;      # promises the download service owns (0 when none runs)
 }
 
 struct Event {
@@ -130,6 +161,43 @@ struct Event {
       reason @31 :Text;
       suppressed @32 :UInt32; # failures since the previous handshakeFailed that were not reported
     }
+    downloadStarted :group {
+      itemId @33 :Text;
+    }
+    downloadManifest :group { # the manifest is known: what will be fetched
+      itemId @34 :Text;
+      totalBytes @35 :UInt64;
+      chunks @36 :UInt64;
+      files @37 :UInt32;
+    }
+    downloadProgress :group { # at most every 250 ms while chunks complete
+      itemId @38 :Text;
+      bytesDone @39 :UInt64;
+      bytesTotal @40 :UInt64;
+      sourcesInUse @41 :UInt32;
+    }
+    downloadBadChunk :group { # a source sent a chunk that failed verification; nothing written
+      itemId @42 :Text;
+      peerId @43 :Text;
+      count @44 :UInt32;      # its bad chunks of this item in this session
+    }
+    downloadSourceDropped :group {
+      itemId @45 :Text;
+      peerId @46 :Text;
+      reason @47 :Text;       # badChunks | errors | badManifest | changed | tooSmall
+      detail @48 :Text;
+    }
+    downloadAllPeersGone :group { # no source left: the download ends, its progress kept
+      itemId @49 :Text;
+    }
+    downloadEnded :group {    # last, exactly once per download
+      itemId @50 :Text;
+      outcome @51 :Text;      # finished | failed | cancelled | stopped | allPeersGone
+      message @52 :Text;      # what failed (path and errno text), for failed
+      bytesDone @53 :UInt64;
+      bytesTotal @54 :UInt64;
+      sources @55 :List(SourceShare);
+    }
   }
 }
 
@@ -145,4 +213,9 @@ interface Control {
   stop @3 () -> ();                          # starts the clean shutdown and returns
   subscribe @4 (sink :EventSink) -> ();      # events until the runtime stops
   rescan @5 () -> (changed :Bool);           # rescans the library now
+  # Starts downloading an item from every peer that lists it; events say how it goes. Subscribe
+  # first to see every event of it.
+  download @6 (itemId :Text) -> (result :DownloadStart, message :Text);
+  # Stops a download between chunks; its progress is kept for the next `download`.
+  cancel @7 (itemId :Text) -> (cancelled :Bool);
 }

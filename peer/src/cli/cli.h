@@ -1,5 +1,6 @@
-// The `shoal` command line: `serve` runs a peer; `id`, `peers`, `ls`, `status` and `stop` talk to
-// a running one over its control socket. Each command is a kj::MainBuilder of its own.
+// The `shoal` command line: `serve` runs a peer; `id`, `peers`, `ls`, `status`, `stop`, `get` and
+// `cancel` talk to a running one over its control socket. Each command is a kj::MainBuilder of its
+// own.
 #pragma once
 
 #include <kj/main.h>
@@ -29,6 +30,8 @@ kj::MainFunc peersMain(Terminal& terminal);
 kj::MainFunc lsMain(Terminal& terminal);
 kj::MainFunc statusMain(Terminal& terminal);
 kj::MainFunc stopMain(Terminal& terminal);
+kj::MainFunc getItemMain(Terminal& terminal);
+kj::MainFunc cancelMain(Terminal& terminal);
 
 // One line of text for an event: `shoal serve` prints every event this way, `shoal stop` its
 // Stopped. Peer text in it is escaped by the Terminal that prints it.

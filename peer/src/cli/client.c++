@@ -1,5 +1,6 @@
-// Client commands: `shoal id`, `peers`, `ls`, `status`, `stop`. All but `id` talk to a running
-// peer over its control socket; every failure is one line on stderr and a non-zero exit.
+// Client commands: `shoal id`, `peers`, `ls`, `status`, `stop` (`get` and `cancel`: get.c++). All
+// but `id` talk to a running peer over its control socket; every failure is one line on stderr and
+// a non-zero exit.
 #include <capnp/compat/json.h>
 #include <capnp/ez-rpc.h>
 #include <kj/async-io.h>
@@ -10,13 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "client-command.h"
 
 namespace shoal::peer::cli {
 
 namespace {
-
-using Validity = kj::MainBuilder::Validity;
 
 // How long `shoal stop` waits for the Stopped event: the runtime's own deadline (2 s by default)
 // plus room for a slow machine.
@@ -43,58 +42,16 @@ kj::String foundBy(control::FoundBy by, uint64_t agoMs) {
   return kj::str(how, ", ", ago, " ago");
 }
 
-// One command against a running peer: options, connection, error reporting.
-class ClientCommand {
- public:
-  using Body = kj::Function<void(ClientCommand&, control::Control::Client&, kj::WaitScope&,
-                                 capnp::EzRpcClient&)>;
-
-  ClientCommand(Terminal& terminal, kj::StringPtr name, kj::StringPtr help, Body body)
-      : terminal(terminal), name(name), help(help), body(kj::mv(body)) {}
-
-  kj::MainFunc getMain() {
-    kj::MainBuilder builder(terminal, kj::str("shoal ", name), help);
-    target.addOptions(builder);
-    return builder.callAfterParsing(KJ_BIND_METHOD(*this, run)).build();
+// What we have of a remote item: "-", "yes", or the download's progress.
+kj::String localText(control::RemoteItem::Reader item) {
+  switch (item.getLocal()) {
+    case control::LocalState::ABSENT: return kj::str("-");
+    case control::LocalState::IN_LIBRARY: return kj::str("yes");
+    case control::LocalState::DOWNLOADING:
+      return kj::str("downloading ",
+                     item.getSize() == 0 ? 0 : item.getBytesDone() * 100 / item.getSize(), "%");
   }
-
-  Target target;
-  Terminal& terminal;
-
- private:
-  kj::StringPtr name;
-  kj::StringPtr help;
-  Body body;
-
-  Validity run() {
-    KJ_IF_MAYBE (path, target.socketPath()) {
-      if (access(path->cStr(), F_OK) != 0) {
-        terminal.fail(
-            kj::str("shoal ", name, ": no peer is running here (", *path, " does not exist)"));
-      }
-      KJ_IF_MAYBE (exception, kj::runCatchingExceptions([&]() {
-                     capnp::EzRpcClient rpc(kj::str("unix:", *path));
-                     auto control = rpc.getMain<control::Control>();
-                     body(*this, control, rpc.getWaitScope(), rpc);
-                   })) {
-        terminal.fail(kj::str("shoal ", name, ": cannot talk to the peer at ", *path, ": ",
-                              exception->getDescription()));
-      }
-      terminal.exit();
-      KJ_UNREACHABLE;
-    }
-    return "give --state, --library or --control";
-  }
-};
-
-kj::MainFunc clientMain(Terminal& terminal, kj::StringPtr name, kj::StringPtr help,
-                        ClientCommand::Body body) {
-  auto command = kj::heap<ClientCommand>(terminal, name, help, kj::mv(body));
-  auto main = command->getMain();
-  return [command = kj::mv(command), main = kj::mv(main)](
-             kj::StringPtr program, kj::ArrayPtr<const kj::StringPtr> params) mutable {
-    main(program, params);
-  };
+  return kj::str("?");
 }
 
 // Receives the runtime's events during `shoal stop`, until Stopped.
@@ -200,29 +157,31 @@ kj::MainFunc peersMain(Terminal& terminal) {
 }
 
 kj::MainFunc lsMain(Terminal& terminal) {
-  return clientMain(terminal, "ls",
-                    "Lists the items of every connected peer: id, name, size, files, peers.",
-                    [](ClientCommand& cmd, control::Control::Client& control, kj::WaitScope& ws,
-                       capnp::EzRpcClient&) {
-                      auto response = control.itemsRequest().send().wait(ws);
-                      if (cmd.target.json) {
-                        cmd.terminal.json(capnp::JsonCodec().encode(response));
-                        return;
-                      }
-                      kj::Vector<kj::Array<kj::String>> rows;
-                      rows.add(row(kj::str("ITEM"), kj::str("NAME"), kj::str("SIZE"),
-                                   kj::str("FILES"), kj::str("PEERS")));
-                      for (auto item : response.getItems()) {
-                        kj::Vector<kj::String> ids;
-                        for (auto id : item.getPeers())
-                          ids.add(shortId(id));
-                        rows.add(row(kj::str(item.getItemId()), kj::str(item.getName()),
-                                     formatBytes(item.getSize()), kj::str(item.getFileCount()),
-                                     kj::strArray(ids, ",")));
-                      }
-                      cmd.terminal.table(rows);
-                      if (response.getItems().size() == 0) cmd.terminal.line("(no remote items)");
-                    });
+  return clientMain(
+      terminal, "ls",
+      "Lists the items of every connected peer: id, name, size, files, whether this peer has it "
+      "(yes, downloading N%, -), peers.",
+      [](ClientCommand& cmd, control::Control::Client& control, kj::WaitScope& ws,
+         capnp::EzRpcClient&) {
+        auto response = control.itemsRequest().send().wait(ws);
+        if (cmd.target.json) {
+          cmd.terminal.json(capnp::JsonCodec().encode(response));
+          return;
+        }
+        kj::Vector<kj::Array<kj::String>> rows;
+        rows.add(row(kj::str("ITEM"), kj::str("NAME"), kj::str("SIZE"), kj::str("FILES"),
+                     kj::str("HERE"), kj::str("PEERS")));
+        for (auto item : response.getItems()) {
+          kj::Vector<kj::String> ids;
+          for (auto id : item.getPeers())
+            ids.add(shortId(id));
+          rows.add(row(kj::str(item.getItemId()), kj::str(item.getName()),
+                       formatBytes(item.getSize()), kj::str(item.getFileCount()), localText(item),
+                       kj::strArray(ids, ",")));
+        }
+        cmd.terminal.table(rows);
+        if (response.getItems().size() == 0) cmd.terminal.line("(no remote items)");
+      });
 }
 
 kj::MainFunc statusMain(Terminal& terminal) {
@@ -248,6 +207,13 @@ kj::MainFunc statusMain(Terminal& terminal) {
                          s.getHandshakeFailures(), " failed (", s.getAdmissionDrops(),
                          " dropped by the admission)"));
         out.line(kj::str("uptime      ", s.getUptimeMs() / 1000, " s"));
+        out.line(kj::str("downloads   ", s.getDownloads().size()));
+        for (auto d : s.getDownloads()) {
+          auto total = d.getBytesTotal();
+          out.line(kj::str("  ", d.getItemId(), "  ", d.getState(), "  ",
+                           formatBytes(d.getBytesDone()), " / ", formatBytes(total), "  ",
+                           d.getSourcesInUse(), " peers"));
+        }
       });
 }
 

@@ -74,6 +74,37 @@ kj::String describeEvent(control::Event::Reader e) {
       return kj::str("handshake from ", h.getAddress(), " failed at ", h.getStage(), ": ",
                      h.getReason(), more);
     }
+    case control::Event::DOWNLOAD_STARTED:
+      return kj::str("download of '", e.getDownloadStarted().getItemId(), "' started");
+    case control::Event::DOWNLOAD_MANIFEST: {
+      auto m = e.getDownloadManifest();
+      return kj::str("download of '", m.getItemId(), "': ", formatBytes(m.getTotalBytes()), " in ",
+                     m.getFiles(), " files, ", m.getChunks(), " chunks");
+    }
+    case control::Event::DOWNLOAD_PROGRESS: {
+      auto p = e.getDownloadProgress();
+      return kj::str("download of '", p.getItemId(), "': ", formatBytes(p.getBytesDone()), " of ",
+                     formatBytes(p.getBytesTotal()), " from ", p.getSourcesInUse(), " peers");
+    }
+    case control::Event::DOWNLOAD_BAD_CHUNK: {
+      auto b = e.getDownloadBadChunk();
+      return kj::str("download of '", b.getItemId(), "': peer ", shortId(b.getPeerId()),
+                     " sent a chunk that failed verification (", b.getCount(),
+                     " so far); nothing of it was written");
+    }
+    case control::Event::DOWNLOAD_SOURCE_DROPPED: {
+      auto d = e.getDownloadSourceDropped();
+      return kj::str("download of '", d.getItemId(), "': peer ", shortId(d.getPeerId()),
+                     " no longer used (", d.getReason(), "): ", d.getDetail());
+    }
+    case control::Event::DOWNLOAD_ALL_PEERS_GONE:
+      return kj::str("download of '", e.getDownloadAllPeersGone().getItemId(),
+                     "': no peer with the item is left; progress kept");
+    case control::Event::DOWNLOAD_ENDED: {
+      auto d = e.getDownloadEnded();
+      auto why = d.getMessage().size() > 0 ? kj::str(": ", d.getMessage()) : kj::str();
+      return kj::str("download of '", d.getItemId(), "' ended: ", d.getOutcome(), why);
+    }
   }
   return kj::str("event ", uint32_t(e.which()));
 }

@@ -111,6 +111,12 @@ class Shoal {
         .addSubCommand(
             "stop", [this]() { return stopMain(terminal); },
             "stop a running peer cleanly and report how long it took")
+        .addSubCommand(
+            "get", [this]() { return getItemMain(terminal); },
+            "download an item from every peer that has it, verified, resumable")
+        .addSubCommand(
+            "cancel", [this]() { return cancelMain(terminal); },
+            "stop a download between chunks (its progress is kept)")
         .build();
   }
 
@@ -124,6 +130,8 @@ int main(int argc, char* argv[]) {
   using namespace shoal::peer::cli;
   // A closed stdout is an EPIPE the Terminal handles, never a silent death by signal.
   signal(SIGPIPE, SIG_IGN);
+  // A file size limit (RLIMIT_FSIZE) is an EFBIG write failure a download reports, not a kill.
+  signal(SIGXFSZ, SIG_IGN);
   SafeLogs logs;
   kj::TopLevelProcessContext process(argv[0]);
   Terminal terminal(process);

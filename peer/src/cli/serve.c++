@@ -98,6 +98,9 @@ class ServeCommand {
                           "how long a Goodbye drain may take (default 1000)")
         .addOptionWithArg({"chunk-size"}, KJ_BIND_METHOD(*this, setChunkSize), "<bytes>",
                           "chunk size of the manifests we build (default 1048576)")
+        .addOptionWithArg({"max-upload-rate"}, KJ_BIND_METHOD(*this, setUploadRate), "<bytes/s>",
+                          "chunk bytes per second sent to all peers together (default 0: no "
+                          "limit)")
         .addOptionWithArg({"rescan"}, KJ_BIND_METHOD(*this, setRescan), "<ms>",
                           "how often the library is rescanned (default 5000)")
         .addOption({"json"}, KJ_BIND_METHOD(*this, setJson),
@@ -304,6 +307,12 @@ class ServeCommand {
     uint64_t n;
     auto v = count(t, 4096, codec::kMaxChunkSize, n);
     config.chunkSize = n;
+    return v;
+  }
+  Validity setUploadRate(kj::StringPtr t) {
+    uint64_t n;
+    auto v = count(t, 0, uint64_t(1) << 40, n);
+    config.maxUploadRate = n;
     return v;
   }
   Validity setRescan(kj::StringPtr t) {

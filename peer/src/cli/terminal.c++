@@ -99,6 +99,7 @@ void Terminal::write(int fd, kj::StringPtr text) {
 }
 
 void Terminal::line(kj::StringPtr text) {
+  progressDone();
   write(STDOUT_FILENO, kj::str(codec::displayText(text), "\n"));
 }
 
@@ -142,6 +143,28 @@ void Terminal::fail(kj::StringPtr text) {
   hadErrors = true;
   note(text);
   exit();
+}
+
+void Terminal::exitWith(int status) {
+  progressDone();
+  _exit(status);
+}
+
+bool Terminal::isInteractive() const {
+  return isatty(STDOUT_FILENO) == 1;
+}
+
+void Terminal::progress(kj::StringPtr text) {
+  if (!isInteractive()) return;
+  // \r back to the line's start, the text, then erase what a longer earlier text left.
+  write(STDOUT_FILENO, kj::str("\r", codec::displayText(text), "\x1b[K"));
+  progressShown = true;
+}
+
+void Terminal::progressDone() {
+  if (!progressShown) return;
+  progressShown = false;
+  write(STDOUT_FILENO, "\n");
 }
 
 void Terminal::exit() {

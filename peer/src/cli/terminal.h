@@ -27,6 +27,14 @@ class Terminal final : public kj::ProcessContext {
   void note(kj::StringPtr text);
   // One line on stderr, then exit status 1.
   KJ_NORETURN(void fail(kj::StringPtr text));
+  // Exit with `status` now (what was written is out: every write is unbuffered).
+  KJ_NORETURN(void exitWith(int status));
+
+  // A line that rewrites itself (progress) when stdout is a terminal; nothing otherwise.
+  // `done()` ends it so the next line starts fresh.
+  bool isInteractive() const;
+  void progress(kj::StringPtr text);
+  void progressDone();
 
   // When stdout's reader goes away (`shoal status | head`), a client command ends at once and
   // quietly (status 0); `shoal serve` asks for this to be off, stops printing and shuts down.
@@ -49,6 +57,7 @@ class Terminal final : public kj::ProcessContext {
   bool hadErrors = false;
   bool stdoutClosed = false;
   bool exitWhenOutputCloses = true;
+  bool progressShown = false;
 };
 
 // KJ's log output (KJ_LOG, --verbose) escaped like everything else: one log message is one line.

@@ -28,6 +28,23 @@ void fillStatus(const Runtime& runtime, control::Status::Builder status) {
   status.setAdmissionDrops(facts.admissionDrops);
   status.setLeftOutPaths(facts.leftOutPaths);
   status.setHandshakesPending(facts.handshakesPending);
+  status.setDownloadTasks(facts.downloadTasks);
+  kj::Vector<kj::Tuple<kj::String, download::DownloadStatus>> downloads;
+  runtime.forEachDownload([&](kj::StringPtr item, download::DownloadStatus s) {
+    downloads.add(kj::tuple(kj::str(item), s));
+  });
+  auto list = status.initDownloads(downloads.size());
+  for (auto i : kj::indices(downloads))
+    fillDownloadInfo(list[i], kj::get<0>(downloads[i]), kj::get<1>(downloads[i]));
+}
+
+void fillDownloadInfo(control::DownloadInfo::Builder info, kj::StringPtr itemId,
+                      const download::DownloadStatus& status) {
+  info.setItemId(itemId);
+  info.setState(download::DownloadCore::name(status.state));
+  info.setBytesDone(status.bytesDone);
+  info.setBytesTotal(status.bytesTotal);
+  info.setSourcesInUse(status.sourcesInUse);
 }
 
 void fillPeers(const Runtime& runtime,
@@ -55,6 +72,10 @@ void fillItems(const Runtime& runtime,
       row.peers.add(formatPeerId(peer.remote.id));
     }
   });
+  kj::TreeMap<kj::String, uint64_t> downloading;  // item → verified bytes
+  runtime.forEachDownload([&](kj::StringPtr item, download::DownloadStatus s) {
+    downloading.insert(kj::str(item), s.bytesDone);
+  });
   auto list = init(rows.size());
   kj::uint i = 0;
   for (auto& entry : rows) {
@@ -65,6 +86,12 @@ void fillItems(const Runtime& runtime,
     out.setSize(info.size);
     out.setFileCount(info.fileCount);
     out.setManifestDigest(codec::toHex(info.manifestDigest));
+    KJ_IF_MAYBE (done, downloading.find(info.itemId)) {
+      out.setLocal(control::LocalState::DOWNLOADING);
+      out.setBytesDone(*done);
+    } else if (runtime.localLibrary().find(info.itemId) != nullptr) {
+      out.setLocal(control::LocalState::IN_LIBRARY);
+    }
     auto ids = out.initPeers(entry.value.peers.size());
     for (auto j : kj::indices(entry.value.peers))
       ids.set(j, entry.value.peers[j]);

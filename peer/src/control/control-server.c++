@@ -78,6 +78,17 @@ class ControlHub final : public kj::Refcounted {
   bool stopped = false;
 };
 
+control::DownloadStart toWire(DownloadStart start) {
+  switch (start) {
+    case DownloadStart::started: return control::DownloadStart::STARTED;
+    case DownloadStart::alreadyRunning: return control::DownloadStart::ALREADY_RUNNING;
+    case DownloadStart::inLibrary: return control::DownloadStart::IN_LIBRARY;
+    case DownloadStart::stopping: return control::DownloadStart::STOPPING;
+    case DownloadStart::badId: return control::DownloadStart::BAD_ID;
+  }
+  KJ_UNREACHABLE;
+}
+
 class ControlServer final : public control::Control::Server {
  public:
   ControlServer(Runtime& runtime, kj::Own<ControlHub> hub) : runtime(runtime), hub(kj::mv(hub)) {}
@@ -107,6 +118,20 @@ class ControlServer final : public control::Control::Server {
 
   kj::Promise<void> subscribe(SubscribeContext context) override {
     hub->add(context.getParams().getSink());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> download(DownloadContext context) override {
+    kj::String message;
+    auto result = runtime.startDownload(context.getParams().getItemId(), message);
+    auto results = context.getResults();
+    results.setResult(toWire(result));
+    results.setMessage(message);
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> cancel(CancelContext context) override {
+    context.getResults().setCancelled(runtime.cancelDownload(context.getParams().getItemId()));
     return kj::READY_NOW;
   }
 

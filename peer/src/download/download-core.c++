@@ -67,6 +67,28 @@ kj::Maybe<const SourceWindow&> DownloadCore::windowOf(SourceKey key) const {
   return nullptr;
 }
 
+kj::StringPtr DownloadCore::name(State state) {
+  switch (state) {
+    case State::loading: return "loading";
+    case State::fetchingManifest: return "fetchingManifest";
+    case State::preparing: return "preparing";
+    case State::downloading: return "downloading";
+    case State::finishing: return "finishing";
+    case State::stopping: return "stopping";
+    case State::ended: return "ended";
+  }
+  return "unknown";
+}
+
+kj::Vector<SourceBytes> DownloadCore::bytesBySource() const {
+  kj::Vector<SourceBytes> out;
+  for (auto& d : departed)
+    out.add(d);
+  for (auto& s : sources)
+    out.add(SourceBytes{s.value.info.peer, s.value.bytesReceived});
+  return out;
+}
+
 uint32_t DownloadCore::sourcesInUse() const {
   uint32_t n = 0;
   for (auto& s : sources) {
@@ -583,6 +605,8 @@ void DownloadCore::addSource(SourceKey key, SourceInfo info, kj::TimePoint now) 
 void DownloadCore::removeSource(SourceKey key, kj::TimePoint now) {
   if (sources.find(key) == nullptr) return;
   withdrawAll(key);
+  auto& gone = KJ_ASSERT_NONNULL(sources.find(key));
+  if (gone.bytesReceived > 0) departed.add(SourceBytes{gone.info.peer, gone.bytesReceived});
   sources.erase(key);
   checkSources(now);
   decideManifest(now);

@@ -24,6 +24,10 @@ Runtime::Connection::Connection(Runtime& runtime, uint64_t generation, Role role
 Runtime::Connection::~Connection() noexcept(false) {
   runtime.admission.release(generation);
   runtime.live.erase(generation);
+  KJ_IF_MAYBE (d, runtime.downloads) {
+    (*d)->forgetSource(generation);
+    (*d)->sourcesChanged();
+  }
   KJ_IF_MAYBE (f, ended) {
     (*f)->fulfill(kj::mv(end));
   }
@@ -229,6 +233,9 @@ void Runtime::onEstablished(Connection& c) {
   discoveryPeerUp(remote.id, remote.instanceId);
   c.sync.start();
   pumpSync(c);
+  KJ_IF_MAYBE (d, downloads) {
+    (*d)->sourcesChanged();
+  }
 }
 
 // One request at a time per connection, each only once the answers queued to that peer are below
@@ -240,7 +247,16 @@ kj::Promise<kj::Array<codec::FrameBuilder>> Runtime::serve(Connection& c, uint64
   auto done = kj::newPromiseAndFulfiller<void>();
   auto turn = kj::mv(c.lastServed);
   c.lastServed = kj::mv(done.promise);
+  auto root = request.root();
+  uint64_t chunkBytes = root.isGetChunk() ? root.getGetChunk().getLength() : 0;
   return turn.then([&session]() { return session.whenWritable(); })
+      .then([this, chunkBytes]() -> kj::Promise<void> {
+        // The upload limit paces chunks before they are read, so a paced answer holds no buffer.
+        KJ_IF_MAYBE (limit, uploadLimit) {
+          if (chunkBytes > 0) return timer.afterDelay(limit->reserve(chunkBytes, timer.now()));
+        }
+        return kj::READY_NOW;
+      })
       .then([this, &session, &c, id, request = kj::mv(request)]() {
         if (c.cancelled.contains(id)) {
           c.cancelled.eraseMatch(id);
@@ -343,6 +359,9 @@ void Runtime::pumpSync(Connection& c) {
           fillSummary(changed.initSummary(), summary);
           changed.setItems(c.sync.view().items().size());
         });
+        KJ_IF_MAYBE (d, downloads) {
+          (*d)->sourcesChanged();  // the peer may list (or no longer list) an item we fetch
+        }
       }
       KJ_CASE_ONEOF(resync, library::sync::Resyncing) {
         KJ_LOG(WARNING, "library view resync", c.address, resync.message);

@@ -40,10 +40,10 @@ kj::AutoCloseFd lockStateDir(kj::StringPtr stateDir) {
   return owned;
 }
 
-kj::AutoCloseFd openRoot(kj::StringPtr dir) {
+kj::AutoCloseFd openFolder(kj::StringPtr dir, kj::StringPtr what) {
   int fd;
   KJ_SYSCALL_HANDLE_ERRORS(fd = open(dir.cStr(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
-    default: KJ_FAIL_REQUIRE("cannot open the library folder", dir, strerror(error));
+    default: KJ_FAIL_REQUIRE("cannot open the folder", what, dir, strerror(error));
   }
   return kj::AutoCloseFd(fd);
 }
@@ -58,9 +58,10 @@ Runtime::Runtime(RuntimeConfig configParam, kj::AsyncIoContext& io, EventBus& bu
       startedAt(timer.now()),
       instanceId(codec::randomNonZero()),
       stopStartedAt(startedAt),
-      rootFd(openRoot(config.libraryDir)),
+      rootFd(openFolder(config.libraryDir, "library")),
       identity(Identity::loadOrCreate(config.stateDir)),
       stateLock(lockStateDir(config.stateDir)),
+      stateFd(openFolder(config.stateDir, "state")),
       library(codec::randomNonZero(), config.historyRevs),
       peers(identity->id()),
       admission(config.admission),
@@ -94,6 +95,20 @@ Runtime::Runtime(RuntimeConfig configParam, kj::AsyncIoContext& io, EventBus& bu
                                                config.session.versionMin, config.session.versionMax,
                                                codec::randomNonZero());
   }
+  if (config.maxUploadRate > 0) uploadLimit.emplace(config.maxUploadRate, timer.now());
+  config.download.ours = config.session.limits;
+  download::DownloadSources& sources = *this;
+  downloads = kj::heap<DownloadService>(
+      config.download, folders(), timer, sources,
+      [this](kj::StringPtr item, bool active) {
+        if (library.setDownloading(item, active)) publishLibrary();
+      },
+      [this](kj::StringPtr item, const download::DownloadEvent& event) {
+        emitDownloadEvent(item, event);
+      },
+      [this](kj::StringPtr item, DownloadService::Ending ending) {
+        downloadEnded(item, kj::mv(ending));
+      });
   auto paf = kj::newPromiseAndFulfiller<void>();
   stopRequested = kj::mv(paf.fulfiller);
   stopSignal = kj::mv(paf.promise);
@@ -102,6 +117,7 @@ Runtime::Runtime(RuntimeConfig configParam, kj::AsyncIoContext& io, EventBus& bu
 Runtime::~Runtime() noexcept(false) {
   // Normally run() has joined everything; this covers a runtime destroyed mid-flight.
   stopScan = true;
+  downloads = nullptr;
   connections = nullptr;
   supervisor.stopAll();
   scanThread = nullptr;
@@ -181,7 +197,9 @@ kj::Promise<void> Runtime::stop() {
   supervisor.stop();
   receiver = nullptr;
   stopScan = true;
-  // 2. Goodbye to every established session; connections still in their handshake are cut.
+  // 2. Downloads stop between chunks and save their progress; their requests are cancelled now.
+  auto downloadsEnded = KJ_ASSERT_NONNULL(downloads)->shutdown();
+  // 3. Goodbye to every established session; connections still in their handshake are cut.
   uint32_t goodbyes = 0;
   kj::Vector<Connection*> all;
   for (auto& entry : live)
@@ -195,12 +213,17 @@ kj::Promise<void> Runtime::stop() {
       connection->handshake.cancel("shutting down");
     }
   }
-  // 3. Drain: every session answers what it owes and closes, within the deadline.
+  // 4. Drain: every session answers what it owes and closes, every download saves, within the
+  // deadline.
   auto& set = *KJ_ASSERT_NONNULL(connections);
-  return timer.timeoutAt(stopStartedAt + config.shutdownDeadline, set.onEmpty())
+  auto drain = kj::joinPromises(kj::arr(set.onEmpty(), kj::mv(downloadsEnded)));
+  return timer.timeoutAt(stopStartedAt + config.shutdownDeadline, kj::mv(drain))
       .then([]() { return true; }, [](kj::Exception&&) { return false; })
       .then([this](bool drained) {
-        // 4. Join: whatever did not drain in time is cancelled now; then the scan.
+        // 5. Join: whatever did not drain in time is cut now (a download keeps its last saved
+        // progress); then the scan.
+        KJ_ASSERT_NONNULL(downloads)->abort();
+        downloads = nullptr;
         connections = nullptr;
         return joinScan().then([drained]() { return drained; });
       })
@@ -214,7 +237,7 @@ kj::Promise<void> Runtime::stop() {
           s.setElapsedMs(elapsed / kj::MILLISECONDS);
           s.setGoodbyes(goodbyes);
         });
-        // 5. The last services (the control socket) pass Stopped on, then end.
+        // 6. The last services (the control socket) pass Stopped on, then end.
         return timer.timeoutAfter(config.lastServicesGrace, supervisor.whenIdle())
             .then([]() {}, [](kj::Exception&&) {});
       })
@@ -283,6 +306,13 @@ bool Runtime::applyScan(library::ScanResult result) {
     }
   }
   if (!library.update(kj::mv(result.items))) return false;
+  publishLibrary();
+  return true;
+}
+
+// A new revision of our library: every session says LibraryChanged, and so do discovery's
+// announcements and an event.
+void Runtime::publishLibrary() {
   KJ_IF_MAYBE (d, discovery) {
     (*d)->localChanged();
   }
@@ -298,7 +328,6 @@ bool Runtime::applyScan(library::ScanResult result) {
     fillSummary(changed.initSummary(), summary);
     changed.setItems(library.items().size());
   });
-  return true;
 }
 
 // Each left-out path is said once, until its reason changes or it comes back after a scan
@@ -340,6 +369,11 @@ RuntimeFacts Runtime::facts() const {
   out.admissionDrops = admissionDrops;
   out.leftOutPaths = leftOut.size();
   out.handshakesPending = admission.pending();
+  KJ_IF_MAYBE (d, downloads) {
+    out.downloadTasks = (*d)->taskCount();
+  } else {
+    out.downloadTasks = 0;
+  }
   return out;
 }
 

@@ -8,11 +8,14 @@
 
 namespace shoal::peer {
 
+// Our status, downloads under way included.
 void fillStatus(const Runtime& runtime, control::Status::Builder status);
+void fillDownloadInfo(control::DownloadInfo::Builder info, kj::StringPtr itemId,
+                      const download::DownloadStatus& status);
 // Every established peer.
 void fillPeers(const Runtime& runtime,
                kj::FunctionParam<capnp::List<control::PeerInfo>::Builder(kj::uint)> init);
-// The items of every peer, merged by (itemId, manifest digest).
+// The items of every peer, merged by (itemId, manifest digest), each with what we have of it.
 void fillItems(const Runtime& runtime,
                kj::FunctionParam<capnp::List<control::RemoteItem>::Builder(kj::uint)> init);
 

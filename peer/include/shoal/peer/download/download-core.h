@@ -183,6 +183,12 @@ struct Ended {
 using DownloadEvent = kj::OneOf<event::ManifestReady, event::Progress, event::BadChunk,
                                 event::SourceDropped, event::AllPeersGone, event::Ended>;
 
+// The chunk bytes one source delivered for this download (accepted for verification).
+struct SourceBytes {
+  PeerId peer;
+  uint64_t bytes;
+};
+
 // What onChunk() wants done with a chunk that arrived: verify it against the manifest and write
 // it at `offset` of file `file`, then report onChunkWritten() / onChunkCorrupt() / onWriteFailed().
 struct ChunkWrite {
@@ -202,6 +208,8 @@ class DownloadCore {
     stopping,          // ending (cancel, shutdown, failure, no peers): writes drain, progress saved
     ended,             // Ended was emitted
   };
+
+  static kj::StringPtr name(State state);
 
   DownloadCore(kj::StringPtr itemId, const DownloadLimits& limits, const codec::Limits& ours,
                kj::TimePoint now);
@@ -266,6 +274,9 @@ class DownloadCore {
   uint32_t sourcesInUse() const;
   size_t outstanding() const { return requests.size(); }
   uint64_t bufferedBytes() const { return buffered; }
+  // Every source this download has known, with the chunk bytes it delivered: the per-source
+  // share of the end-of-download summary.
+  kj::Vector<SourceBytes> bytesBySource() const;
   // For tests: a source's window and rate.
   kj::Maybe<const SourceWindow&> windowOf(SourceKey key) const;
 
@@ -325,6 +336,7 @@ class DownloadCore {
   uint64_t buffered = 0;
 
   kj::HashMap<SourceKey, Source> sources;
+  kj::Vector<SourceBytes> departed;  // what removed sources delivered, for bytesBySource()
   kj::HashMap<Ticket, Request> requests;
   Ticket nextTicket = 1;
 

@@ -136,6 +136,7 @@ class Download {
 
   kj::StringPtr itemId() const { return item; }
   DownloadStatus status() const;
+  kj::Vector<SourceBytes> bytesBySource() const { return core.bytesBySource(); }
 
  private:
   class TaskErrors final : public kj::TaskSet::ErrorHandler {

@@ -8,6 +8,7 @@
 #include <kj/time.h>
 #include <kj/vector.h>
 #include <shoal/peer/discovery/options.h>
+#include <shoal/peer/download/download.h>
 #include <shoal/peer/runtime/admission.h>
 #include <shoal/peer/session/session-core.h>
 
@@ -34,6 +35,11 @@ struct RuntimeConfig {
   AdmissionLimits admission;     // inbound connections before their session
   uint32_t chunkSize = 1 << 20;  // for manifests we build
   uint32_t historyRevs = 64;
+  // Downloads (docs/downloads.md): the scheduler's limits and the writer. `ours` is set from
+  // session.limits by the runtime.
+  download::DownloadConfig download;
+  // Chunk bytes per second sent over all sessions (UploadLimit); 0 = unlimited.
+  uint64_t maxUploadRate = 0;
 
   kj::Duration shutdownDeadline = 2 * kj::SECONDS;
   kj::Duration rescanInterval = 5 * kj::SECONDS;

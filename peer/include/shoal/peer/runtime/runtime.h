@@ -14,12 +14,14 @@
 #include <shoal/peer/library/scanner.h>
 #include <shoal/peer/runtime/admission.h>
 #include <shoal/peer/runtime/config.h>
+#include <shoal/peer/runtime/download-service.h>
 #include <shoal/peer/runtime/event-bus.h>
 #include <shoal/peer/runtime/peer-table.h>
 #include <shoal/peer/runtime/redial-backoff.h>
 #include <shoal/peer/runtime/report-throttle.h>
 #include <shoal/peer/runtime/request-server.h>
 #include <shoal/peer/runtime/supervisor.h>
+#include <shoal/peer/runtime/upload-limit.h>
 #include <shoal/peer/session/session.h>
 #include <shoal/peer/transport/identity.h>
 #include <shoal/peer/transport/tls.h>
@@ -50,9 +52,15 @@ struct RuntimeFacts {
   uint64_t admissionDrops;  // of those: evicted, or silent past the first-bytes deadline
   size_t leftOutPaths;
   size_t handshakesPending;
+  size_t downloadTasks;  // promises the download service owns: 0 when no download runs
 };
 
-class Runtime final : private Supervisor::Observer, private discovery::Discovery::Host {
+// What came of asking for a download (the control API's DownloadStart).
+enum class DownloadStart : uint8_t { started, alreadyRunning, inLibrary, stopping, badId };
+
+class Runtime final : private Supervisor::Observer,
+                      private discovery::Discovery::Host,
+                      private download::DownloadSources {
  public:
   // Loads (or creates) the identity and opens the library root: a bad key file, a missing
   // library folder or a TLS set-up failure throws here, before anything runs.
@@ -90,6 +98,13 @@ class Runtime final : private Supervisor::Observer, private discovery::Discovery
   // Every established peer the peer table holds, in peer-id order.
   void forEachPeer(kj::FunctionParam<void(const PeerFacts&)> func) const;
 
+  // Downloads (downloads.c++): start one (events follow: downloadStarted ... downloadEnded, with
+  // `message` saying why when it did not start), cancel one, and what runs.
+  DownloadStart startDownload(kj::StringPtr itemId, kj::String& message);
+  bool cancelDownload(kj::StringPtr itemId);
+  void forEachDownload(kj::FunctionParam<void(kj::StringPtr, download::DownloadStatus)> func) const;
+  bool isDownloading(kj::StringPtr itemId) const;
+
  private:
   struct Connection;
   struct ConnectionEnd;
@@ -115,10 +130,12 @@ class Runtime final : private Supervisor::Observer, private discovery::Discovery
   kj::AutoCloseFd rootFd;  // first: a missing library is an error, never created by accident
   kj::Own<Identity> identity;
   kj::AutoCloseFd stateLock;
+  kj::AutoCloseFd stateFd;  // the state folder, for the downloads' partial folders
   kj::Maybe<kj::Own<TlsContext>> tls;
   library::IndexCache cache;
   library::Library library;
   kj::Maybe<RequestServer> server;
+  kj::Maybe<UploadLimit> uploadLimit;  // --max-upload-rate
   PeerTable peers;
 
   kj::HashMap<uint64_t, Connection*> live;  // by generation
@@ -152,6 +169,9 @@ class Runtime final : private Supervisor::Observer, private discovery::Discovery
   kj::Maybe<kj::Promise<void>> stopSignal;
 
   Supervisor supervisor;
+  // Its downloads mark their items in the library and send their requests through the sessions:
+  // destroyed before the connections (~Runtime, stop()).
+  kj::Maybe<kj::Own<DownloadService>> downloads;
   TaskErrors taskErrors;
   kj::Maybe<kj::Own<kj::TaskSet>> tasks;        // runtime-scope work: scans, rescans
   kj::Maybe<kj::Own<kj::TaskSet>> connections;  // every connection, until it has ended
@@ -216,6 +236,17 @@ class Runtime final : private Supervisor::Observer, private discovery::Discovery
   void onGoodbye(Connection& connection, const event::GoodbyeReceived& goodbye);
   void onWriterDone(Connection& connection);
   void onClosed(Connection& connection, const event::Closed& closed);
+
+  // Downloads (downloads.c++).
+  download::Folders folders() const;
+  void publishLibrary();
+  void emitDownloadEvent(kj::StringPtr itemId, const download::DownloadEvent& event);
+  void downloadEnded(kj::StringPtr itemId, DownloadService::Ending ending);
+  kj::Array<download::Source> sources(kj::StringPtr itemId) override;
+  kj::Promise<Reply> request(
+      download::SourceKey source, codec::FrameBuilder frame,
+      kj::Maybe<kj::Function<void(const codec::InboundFrame&)>> onPage) override;
+  void misbehaved(download::SourceKey source, kj::StringPtr message) override;
 
   // Supervisor::Observer.
   void onRequiredFailed(kj::StringPtr service, kj::StringPtr error) override;
