@@ -31,3 +31,19 @@ set_tests_properties(cli-hostile-text PROPERTIES LABELS unit TIMEOUT 300)
 add_test(NAME cli-download COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test/cli/download.sh
   $<TARGET_FILE:shoal>)
 set_tests_properties(cli-download PROPERTIES LABELS unit TIMEOUT 300)
+
+# Sources killed (one, then all: one downloadAllPeersGone, a resume that fetches only what was
+# missing) and a cancel mid-download, with real processes (peer/test/cli/download-faults.sh).
+add_test(NAME cli-download-faults COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test/cli/download-faults.sh
+  $<TARGET_FILE:shoal>)
+set_tests_properties(cli-download-faults PROPERTIES LABELS unit TIMEOUT 300)
+
+# The receiver killed with -9 at random moments (10 here, 100 in the soak run by hand), then a file
+# size limit below the item: crash consistency and a clear disk failure (download-crash.sh).
+add_test(NAME cli-download-crash COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test/cli/download-crash.sh
+  $<TARGET_FILE:shoal>)
+set_tests_properties(cli-download-crash PROPERTIES LABELS unit TIMEOUT 300)
+add_test(NAME cli-download-crash-soak
+  COMMAND ${CMAKE_COMMAND} -E env SHOAL_KILLS=100
+    bash ${CMAKE_CURRENT_SOURCE_DIR}/test/cli/download-crash.sh $<TARGET_FILE:shoal>)
+set_tests_properties(cli-download-crash-soak PROPERTIES LABELS soak TIMEOUT 1800)

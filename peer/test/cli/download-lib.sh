@@ -20,24 +20,39 @@ same_item() {  # same_item SRC DST: every file byte-identical
   diff <(digests "$1") <(digests "$2") > "$work/diff.txt" || fail "items differ: $(cat "$work/diff.txt")"
 }
 
-# sources ITEM: alpha and beta serve identical copies of ITEM (same manifest digest).
+# start_sources ITEM [ARGS...]: alpha and beta serve identical copies of ITEM (same manifest
+# digest), with ARGS (e.g. --max-upload-rate, which makes a download last long enough to be hit).
 start_sources() {
-  make_item "$work/a/$1"
+  local item="$1"; shift
+  make_item "$work/a/$item"
   mkdir -p "$work/b"
-  cp -a "$work/a/$1" "$work/b/$1"
-  serve alpha "$work/a" --chunk-size "$chunk"
-  serve beta "$work/b" --chunk-size "$chunk"
+  cp -a "$work/a/$item" "$work/b/$item"
+  serve alpha "$work/a" --chunk-size "$chunk" "$@"
+  serve beta "$work/b" --chunk-size "$chunk" "$@"
   a_port="$(port_of "$work/alpha.json")"
   b_port="$(port_of "$work/beta.json")"
 }
 
-# lists_from ITEM N: the receiver's `shoal ls` shows ITEM with N peers.
+# lists_from ITEM N [LIBRARY]: the receiver's `shoal ls` shows ITEM with N peers.
 lists_from() {
-  "$shoal" ls --library "$work/c" --json | python3 -c '
+  "$shoal" ls --library "${3:-$work/c}" --json | python3 -c '
 import json, sys
 items = json.load(sys.stdin).get("items", [])
 sys.exit(0 if any(i["itemId"] == sys.argv[1] and len(i.get("peers", [])) == int(sys.argv[2]) for i in items) else 1)' "$1" "$2"
 }
+
+# progress_at_least FILE BYTES: a `shoal get --json` output reports at least BYTES verified.
+progress_at_least() {
+  local last
+  last="$(grep -o '"downloadProgress":{[^}]*' "$1" | tail -1 | grep -o '"bytesDone":"*[0-9]*' | grep -o '[0-9]*$')"
+  [ -n "$last" ] && [ "$last" -ge "$2" ]
+}
+
+# field FILE NAME: a number from the downloadEnded event of FILE.
+field() { ended "$1" | grep -o "\"$2\":\"*[0-9]*" | grep -o '[0-9]*$'; }
+
+# fetched FILE: the chunk bytes every source delivered to the download FILE followed.
+fetched() { share "$1" | awk '{ n += $2 } END { print n + 0 }'; }
 
 # ended FILE: the downloadEnded event of a `shoal get --json` output, or nothing.
 ended() { grep '"downloadEnded"' "$1" | tail -1; }
