@@ -98,8 +98,11 @@ class DownloadFollower final : public control::EventSink::Server {
   kj::Own<kj::PromiseFulfiller<int>> ended;
   kj::Maybe<uint64_t> startMs;  // the first progress of this run: the rate excludes resumed bytes
   uint64_t startBytes = 0;
+  kj::String shape;             // "in N files, M chunks", once the manifest is known
+  kj::Maybe<uint64_t> firstMs;  // the first event of the download: the summary's time
 
   void follow(control::Event::Reader e) {
+    if (firstMs == nullptr) firstMs = e.getTimeMs();
     if (json) terminal.json(capnp::JsonCodec().encode(e));
     switch (e.which()) {
       case control::Event::DOWNLOAD_PROGRESS: {
@@ -109,6 +112,12 @@ class DownloadFollower final : public control::EventSink::Server {
           startBytes = p.getBytesDone();
         }
         if (text) terminal.progress(progressLine(e.getTimeMs(), p));
+        break;
+      }
+      case control::Event::DOWNLOAD_MANIFEST: {
+        auto m = e.getDownloadManifest();
+        shape = kj::str(" in ", m.getFiles(), " files, ", m.getChunks(), " chunks");
+        if (text) terminal.note(describeEvent(e));
         break;
       }
       case control::Event::DOWNLOAD_ENDED: {
@@ -158,11 +167,13 @@ class DownloadFollower final : public control::EventSink::Server {
       if (s.getBytes() == 0) continue;
       shares.add(kj::str(shortId(s.getPeerId()), " ", s.getBytes() * 100 / kj::max(total, 1), "%"));
     }
-    auto seconds = startMs == nullptr ? 0.0 : double(nowMs - KJ_ASSERT_NONNULL(startMs)) / 1000;
-    terminal.line(kj::str("downloaded '", itemId, "': ", formatBytes(d.getBytesTotal()),
-                          ", every chunk verified (SHA-256), in ", formatSeconds(seconds), " at ",
-                          formatRate(rateAt(nowMs, d.getBytesDone())), "; from ",
-                          kj::strArray(shares, ", ")));
+    // `total` is what the sources delivered in this run (a resumed download fetched less).
+    double seconds = double(nowMs - KJ_ASSERT_NONNULL(firstMs)) / 1000;
+    auto rate = seconds > 0 ? formatRate(double(total) / seconds) : kj::str("-");
+    terminal.line(kj::str("downloaded '", itemId, "': ", formatBytes(d.getBytesTotal()), shape,
+                          ", every chunk verified (SHA-256) before it was written; ",
+                          formatBytes(total), " fetched in ", formatSeconds(seconds), " at ", rate,
+                          "; from ", kj::strArray(shares, ", ")));
   }
 
   static kj::StringPtr describeOutcome(kj::StringPtr outcome) {
