@@ -14,5 +14,6 @@ shoal_test(transport-test unit
     test/transport/peer-id-test.c++
     test/transport/identity-test.c++
     test/transport/tls-test.c++
+    test/transport/client-hello-test.c++
     test/transport/plaintext-test.c++
   LIBS shoal-transport)

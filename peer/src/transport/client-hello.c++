@@ -1,4 +1,4 @@
-#include "client-hello.h"
+#include <shoal/peer/transport/client-hello.h>
 
 #include <shoal/peer/transport/tls.h>
 

@@ -8,8 +8,7 @@
 #include <kj/debug.h>
 #include <kj/refcount.h>
 #include <kj/vector.h>
-
-#include "client-hello.h"
+#include <shoal/peer/transport/client-hello.h>
 
 namespace shoal::peer {
 
