@@ -24,8 +24,8 @@ void fillSummary(wire::LibrarySummary::Builder summary, uint64_t rev);
 // A Chunk answer carrying `bytes` bytes of patterned data.
 kj::Own<capnp::MallocMessageBuilder> chunk(uint64_t id, size_t bytes);
 
-// A snapshot page of `items` entries.
-kj::Own<capnp::MallocMessageBuilder> snapshot(uint64_t id, uint32_t items);
+// A snapshot page of `count` entries.
+kj::Own<capnp::MallocMessageBuilder> snapshot(uint64_t id, uint32_t count);
 
 // The lower-case file name stem for a kind ("hello", "get-chunk", ...).
 kj::String fileStem(wire::Frame::Which kind);
