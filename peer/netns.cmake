@@ -21,3 +21,11 @@ shoal_netns_test(netns-beacon-inputs beacon-inputs.sh $<TARGET_FILE:shoal> ${PRO
 shoal_netns_test(netns-discovery-interfaces discovery-interfaces.sh $<TARGET_FILE:shoal>
   ${CMAKE_CURRENT_SOURCE_DIR}/test/netns/beacon-tool.py)
 shoal_netns_test(netns-discovery-ipv6 discovery-ipv6.sh $<TARGET_FILE:shoal>)
+# A download across the lossy link between peers found by beacon, then a partition mid-download:
+# 32 MiB in ./dev test, the issue's 256 MiB under label soak (by hand: ctest -L soak).
+shoal_netns_test(netns-download-lossy download-lossy.sh $<TARGET_FILE:shoal>
+  $<TARGET_FILE:link-emulator> ${CMAKE_CURRENT_SOURCE_DIR}/test/netns/measure.py 32)
+shoal_netns_test(netns-download-lossy-256 download-lossy.sh $<TARGET_FILE:shoal>
+  $<TARGET_FILE:link-emulator> ${CMAKE_CURRENT_SOURCE_DIR}/test/netns/measure.py 256)
+set_tests_properties(netns-download-lossy PROPERTIES TIMEOUT 300)
+set_tests_properties(netns-download-lossy-256 PROPERTIES LABELS "netns;soak" TIMEOUT 1800)
