@@ -1,7 +1,7 @@
 // The library scan: walks the root by folder fds (O_NOFOLLOW, no joined paths, no symlink
-// followed), hashes what the index cache cannot vouch for, and builds one Item per listable
-// top-level folder (docs/protocol.md §6.1, §7.3). Synchronous and thread-agnostic: run it on a
-// worker thread.
+// followed), hashes what the index cache cannot vouch for on every core, and builds one Item per
+// listable top-level folder (docs/protocol.md §6.1, §7.3). Synchronous: run it on a thread of its
+// own; it starts its hashing threads itself and joins them before it returns.
 #pragma once
 
 #include <stdint.h>
@@ -18,6 +18,19 @@
 
 namespace shoal::peer::library {
 
+// How far a running scan is, for progress reports: written by the scan's threads, read from any
+// thread. The walk comes first (every file is stat'ed and looked up in the index cache), so the
+// totals are final once `walked` is set; then the files are hashed.
+struct ScanProgress {
+  std::atomic<bool> walked{false};
+  std::atomic<uint64_t> filesToHash{0};
+  std::atomic<uint64_t> bytesToHash{0};
+  std::atomic<uint64_t> filesHashed{0};
+  std::atomic<uint64_t> bytesHashed{0};  // read and hashed, retries of a changing file included
+
+  void reset();  // by the scan, when it starts
+};
+
 struct ScanOptions {
   uint32_t chunkSize = codec::kDefaultChunkSize;  // 4096 .. 4 MiB ([MAN-16])
   codec::Limits limits;                           // path rules, file size, files per manifest
@@ -27,9 +40,15 @@ struct ScanOptions {
   // A file changed less than this long before its hashing began may be written again within the
   // same timestamp tick without its mtime or ctime moving: its digests are used but not cached.
   int64_t racyWindowNs = 2000000000;
-  size_t readBytes = 4 << 20;  // bytes per read(), rounded to whole chunks
-  // Test hook: runs with a file's path (within its item) after its bytes were read and before
-  // the check that it did not change meanwhile.
+  size_t readBytes = 4 << 20;  // bytes per pread(), rounded to whole chunks
+  // Threads that hash (0: one per online core). A file is hashed in ranges of `rangeBytes`
+  // (rounded to whole chunks), each a job of its own, so one large file uses every thread too.
+  uint32_t hashThreads = 0;
+  size_t rangeBytes = 32 << 20;
+  // Where the scan reports how far it is; null: nowhere.
+  ScanProgress* progress = nullptr;
+  // Test hook: runs with a file's path (within its item) after a range of its bytes was read and
+  // before the check that it did not change meanwhile; on one hashing thread at a time.
   kj::Function<void(kj::StringPtr path)>* afterRead = nullptr;
 };
 
@@ -37,9 +56,9 @@ struct ScanStats {
   uint64_t itemsSeen = 0;  // top-level folders not starting with '.'
 
   uint64_t filesSeen = 0;    // regular files found
-  uint64_t filesHashed = 0;  // files read and hashed (retries of a changing file included)
-  uint64_t bytesHashed = 0;
-  uint64_t cacheHits = 0;  // files whose digests came from the index cache
+  uint64_t filesHashed = 0;  // files read and hashed (a file that changed meanwhile counts once)
+  uint64_t bytesHashed = 0;  // their bytes
+  uint64_t cacheHits = 0;    // files whose digests came from the index cache
 };
 
 struct ScanResult {
