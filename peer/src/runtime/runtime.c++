@@ -62,6 +62,7 @@ Runtime::Runtime(RuntimeConfig configParam, kj::AsyncIoContext& io, EventBus& bu
       identity(Identity::loadOrCreate(config.stateDir)),
       stateLock(lockStateDir(config.stateDir)),
       stateFd(openFolder(config.stateDir, "state")),
+      cache(library::IndexCache::load(config.stateDir)),
       library(codec::randomNonZero(), config.historyRevs),
       peers(identity->id()),
       admission(config.admission),

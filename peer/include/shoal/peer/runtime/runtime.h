@@ -132,7 +132,7 @@ class Runtime final : private Supervisor::Observer,
   kj::AutoCloseFd stateLock;
   kj::AutoCloseFd stateFd;  // the state folder, for the downloads' partial folders
   kj::Maybe<kj::Own<TlsContext>> tls;
-  library::IndexCache cache;
+  library::IndexCache cache;  // loaded from the state folder: a restart re-hashes only what changed
   library::Library library;
   kj::Maybe<RequestServer> server;
   kj::Maybe<UploadLimit> uploadLimit;  // --max-upload-rate
