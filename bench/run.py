@@ -1,0 +1,510 @@
+#!/usr/bin/env python3
+"""shoal's benchmarks beside the tools users would pick instead, in one run on one machine
+(docs/benchmarks.md). `./dev bench [--quick]` builds the release preset, installs the baselines and
+runs this inside a network namespace that has nothing but loopback.
+
+Every figure is the median of several runs with min and max; ratios are shoal ÷ baseline as speed
+(higher is better) except handshake_vs_gnutls_kx (a time: lower is better). Data lives in a tmpfs
+work folder that is removed at the end; results go to bench/results/<date>.json, the table in
+docs/benchmarks.md is regenerated and the plots land in docs/bench/.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import baselines  # noqa: E402
+import report  # noqa: E402
+from procs import Procs, free_port, rss_kib, wait_until  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GiB, MiB, KiB = 1 << 30, 1 << 20, 1 << 10
+
+
+class Sizes:
+    def __init__(self, quick: bool):
+        self.quick = quick
+        self.runs = 3
+        self.bulk_files, self.bulk_file_bytes = (4, 128 * MiB) if quick else (8, 256 * MiB)
+        self.small_files = 5000 if quick else 20000
+        self.small_file_bytes = 16 * KiB
+        self.scan_files, self.scan_file_bytes = (32, 32 * MiB) if quick else (64, 64 * MiB)
+        self.rescan_files = 20000
+        self.library_items = 100000
+        self.shutdown_rounds, self.shutdown_sessions = 20, 64
+        self.idle_sessions = 1000
+        self.kx_runs = 1 if quick else 3
+
+
+def summary(samples):
+    """Median, min and max of a list of numbers (every sample kept)."""
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples),
+            "samples": samples}
+
+
+def rate(nbytes: int, seconds_list):
+    return summary([nbytes / s / 1e9 for s in seconds_list])
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.sizes = Sizes(args.quick)
+        self.build = os.path.abspath(args.build)
+        self.work = tempfile.mkdtemp(prefix="shoal-bench.", dir=args.tmpfs)
+        self.logs = os.path.join(self.work, "logs")
+        os.makedirs(self.logs)
+        self.procs = Procs(self.logs)
+        self.served = {}  # (library, flags) -> (process, port) of the running sources
+        self.results = {"date": datetime.date.today().isoformat(), "quick": args.quick,
+                        "machine": machine(), "stages": {}}
+
+    def tool(self, name: str) -> str:
+        path = os.path.join(self.build, "bench", name)
+        if not os.path.exists(path):
+            path = os.path.join(self.build, "peer", name)
+        return path
+
+    def stage(self, name: str, func):
+        say(f"{name}")
+        start = time.monotonic()
+        try:
+            self.results["stages"][name] = func()
+        except Exception as e:  # a broken stage is reported and the others still run
+            self.results["stages"][name] = {"error": f"{type(e).__name__}: {e}"}
+            print(f"   FAILED: {e}", file=sys.stderr)
+        finally:
+            self.procs.stop_all()  # nothing a stage started outlives it
+            self.served = {}
+        print(f"   ({time.monotonic() - start:.0f} s)", file=sys.stderr)
+
+    def close(self):
+        self.procs.stop_all()
+        kept = os.path.join(self.build, "bench", "logs")  # every process's log, for a post-mortem
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.copytree(self.logs, kept)
+        shutil.rmtree(self.work, ignore_errors=True)
+        print(f"logs: {kept}", file=sys.stderr)
+
+    # --- data --------------------------------------------------------------------------------
+
+    def make_files(self, folder: str, count: int, size: int, per_folder: int = 0):
+        for i in range(count):
+            sub = os.path.join(folder, f"d{i // per_folder:03d}") if per_folder else folder
+            os.makedirs(sub, exist_ok=True)
+            with open(os.path.join(sub, f"f{i:05d}.bin"), "wb") as f:
+                left = size
+                while left > 0:
+                    n = min(left, 4 * MiB)
+                    f.write(os.urandom(n))
+                    left -= n
+
+    def fresh(self, name: str) -> str:
+        path = os.path.join(self.work, name)
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path)
+        return path
+
+    # --- stages that need no download --------------------------------------------------------
+
+    def codec(self):
+        out = os.path.join(self.work, "codec.json")
+        min_time = "0.1" if self.sizes.quick else "0.5"
+        subprocess.run([self.tool("shoal-bench-codec"), f"--benchmark_out={out}",
+                        "--benchmark_out_format=json", f"--benchmark_min_time={min_time}"],
+                       check=True, capture_output=True)
+        with open(out) as f:
+            data = json.load(f)
+        rows = {}
+        for b in data["benchmarks"]:
+            rows[b["name"]] = {"ns": b["real_time"] if b["time_unit"] == "ns" else None,
+                               "bytes_per_second": b.get("bytes_per_second")}
+        return {"benchmarks": rows}
+
+    def writer(self):
+        out = os.path.join(self.work, "writer.json")
+        subprocess.run([self.tool("shoal-bench-writer"), f"--benchmark_out={out}",
+                        "--benchmark_out_format=json",
+                        f"--benchmark_min_time={0.2 if self.sizes.quick else 1}"],
+                       check=True, capture_output=True)
+        with open(out) as f:
+            data = json.load(f)
+        return {b["name"]: {"gib_per_s": b["bytes_per_second"] / (1 << 30)}
+                for b in data["benchmarks"] if "bytes_per_second" in b}
+
+    def flood(self):
+        out = subprocess.run(["bash", os.path.join(ROOT, "bench", "admission-flood.sh"),
+                              self.tool("shoal"), "3"], check=True, capture_output=True,
+                             text=True, timeout=900)
+        return {"output": out.stdout.strip().splitlines()}
+
+    def handshakes(self):
+        shoal_us, kx_us = [], []
+        for _ in range(self.sizes.kx_runs):
+            out = subprocess.run(
+                [self.tool("shoal-bench-handshake"), "--benchmark_filter=connectionSetup/2",
+                 "--benchmark_min_time=2", "--benchmark_format=json"],
+                check=True, capture_output=True, text=True).stdout
+            b = json.loads(out)["benchmarks"][0]
+            shoal_us.append(b["real_time"] * {"us": 1, "ms": 1000, "ns": 1e-3}[b["time_unit"]])
+            kx_us.append(gnutls_kx_us())
+        s, g = summary(shoal_us), summary(kx_us)
+        return {"shoal_us": s, "gnutls_kx_x25519_ed25519_us": g,
+                "ratio": s["median"] / g["median"]}
+
+    def shutdown(self):
+        folder = self.fresh("shutdown")
+        out = subprocess.run([self.tool("shoal-bench-sessions"), "shutdown",
+                              str(self.sizes.shutdown_rounds), str(self.sizes.shutdown_sessions),
+                              folder], capture_output=True, text=True, timeout=600)
+        if out.returncode not in (0, 1):
+            raise RuntimeError(out.stderr.strip()[-500:])
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        result["downloads"] = 0  # "2 running downloads" needs `shoal get` (issue 8, wire)
+        shutil.rmtree(folder, ignore_errors=True)
+        return result
+
+    def idle_connections(self):
+        lib = self.fresh("idle-lib")
+        os.makedirs(os.path.join(lib, "item"))
+        with open(os.path.join(lib, "item", "file"), "wb") as f:
+            f.write(b"x" * 1000)
+        n = self.sizes.idle_sessions
+        serve, port = self.serve("idle-target", lib, ["--max-connections", str(n + 16)])
+        before = rss_kib(serve.pid)
+        hold = self.procs.start("idle-fleet", [self.tool("shoal-bench-sessions"), "hold",
+                                               f"127.0.0.1:{port}", str(n)],
+                                stdout=subprocess.PIPE)
+        line = hold.stdout.readline().decode()
+        if not line.startswith("ready"):
+            raise RuntimeError("the fleet never got every session in")
+        wait_until(lambda: self.status(lib).get("peers") == n, 120,
+                   "the target never listed every session")
+        after = rss_kib(serve.pid)
+        self.procs.stop(hold)
+        self.stop_serve(serve, lib)
+        return {"connections": n, "rss_before_kib": before, "rss_after_kib": after,
+                "per_connection_kib": (after - before) / n}
+
+    def library_scale(self):
+        out = subprocess.run([self.tool("shoal-bench-library"), "--items",
+                              str(self.sizes.library_items), "--rounds", str(self.sizes.runs)],
+                             check=True, capture_output=True, text=True).stdout
+        return json.loads(out)
+
+    def first_scan(self):
+        lib = self.fresh("scan-lib")
+        item = os.path.join(lib, "data")
+        self.make_files(item, self.sizes.scan_files, self.sizes.scan_file_bytes)
+        total = self.sizes.scan_files * self.sizes.scan_file_bytes
+        out = subprocess.run([self.tool("shoal-bench-scan"), lib, "--rounds",
+                              str(self.sizes.runs)], check=True, capture_output=True,
+                             text=True).stdout
+        shoal = json.loads(out)
+        files = sorted(os.path.join(item, f) for f in os.listdir(item))
+        cores = os.cpu_count() or 1
+        sha = []
+        for _ in range(self.sizes.runs):
+            start = time.monotonic()
+            subprocess.run(["xargs", "-P", str(cores), "-n", str(-(-len(files) // cores)),
+                            "sha256sum"], input="\n".join(files).encode(), check=True,
+                           stdout=subprocess.DEVNULL)
+            sha.append(time.monotonic() - start)
+        st = [baselines.syncthing_scan(self.procs, self.fresh(f"st-scan-{i}"), item)
+              for i in range(1 if self.sizes.quick else self.sizes.runs)]
+        shutil.rmtree(lib, ignore_errors=True)
+        return {"bytes": total, "files": len(files), "cores": cores,
+                "shoal_gbps": rate(total, shoal["first_scan_s"]),
+                "sha256sum_parallel_gbps": rate(total, sha),
+                "syncthing_gbps": rate(total, st)}
+
+    def rescan_and_startup(self):
+        lib = self.fresh("rescan-lib")
+        self.make_files(os.path.join(lib, "small"), self.sizes.rescan_files, 16 * KiB, 1000)
+        out = subprocess.run([self.tool("shoal-bench-scan"), lib, "--rounds",
+                              str(self.sizes.runs)], check=True, capture_output=True,
+                             text=True).stdout
+        scan = json.loads(out)
+        # Start-up with a warm index cache: the first serve fills it, the next ones are timed
+        # from the exec to the Started event.
+        serve, _ = self.serve("warm-0", lib)
+        self.stop_serve(serve, lib)
+        times = []
+        for i in range(self.sizes.runs):
+            start = time.monotonic()
+            serve, _ = self.serve(f"warm-{i + 1}", lib)
+            times.append((time.monotonic() - start) * 1000)
+            self.stop_serve(serve, lib)
+        shutil.rmtree(lib, ignore_errors=True)
+        return {"files": self.sizes.rescan_files, "rescan_ms": summary(scan["rescan_ms"]),
+                "startup_warm_cache_ms": summary(times),
+                "first_scan_s": summary(scan["first_scan_s"])}
+
+    # --- transfers ---------------------------------------------------------------------------
+
+    def has_get(self) -> bool:
+        if not os.path.exists(self.tool("shoal")):
+            return False
+        return subprocess.run([self.tool("shoal"), "get", "--help"],
+                              capture_output=True).returncode == 0
+
+    def transfer_baselines(self):
+        s = self.sizes
+        lib = self.fresh("bulk-lib")
+        item = os.path.join(lib, "bulk")
+        self.make_files(item, s.bulk_files, s.bulk_file_bytes)
+        total = s.bulk_files * s.bulk_file_bytes
+        names = sorted(os.listdir(item))
+        paths = [f"bulk/{n}" for n in names]
+        nginx = baselines.Nginx(self.procs, self.work, lib)
+        rsyncd = baselines.RsyncDaemon(self.procs, self.work, lib)
+        runs = {"raw_tcp_sink": [], "nginx_http": [], "nginx_https": [], "gnutls_stream": [],
+                "rsync": []}
+        for _ in range(s.runs):
+            runs["raw_tcp_sink"].append(total / (baselines.iperf3(self.procs, total) * 1e9))
+            for key, https in (("nginx_http", False), ("nginx_https", True)):
+                out = self.fresh("recv")
+                runs[key].append(baselines.curl_fetch(nginx, https, paths, out))
+            out = self.fresh("recv")
+            tls = subprocess.run([self.tool("shoal-bench-tls-stream"), "--cert", nginx.cert,
+                                  "--key", nginx.key, "--out", out] +
+                                 [os.path.join(item, n) for n in names],
+                                 check=True, capture_output=True, text=True).stdout
+            runs["gnutls_stream"].append(json.loads(tls)["seconds"])
+            out = self.fresh("recv")
+            runs["rsync"].append(rsyncd.fetch("bulk", out))
+        shutil.rmtree(os.path.join(self.work, "recv"), ignore_errors=True)
+        st = []
+        for i in range(1 if s.quick else s.runs):
+            st.append(baselines.syncthing_transfer(self.procs, self.fresh(f"st-bulk-{i}"), item,
+                                                   self.fresh("recv"), total))
+            shutil.rmtree(os.path.join(self.work, "recv"), ignore_errors=True)
+            shutil.rmtree(os.path.join(self.work, f"st-bulk-{i}"), ignore_errors=True)
+        result = {"bytes": total, "files": s.bulk_files}
+        for key, secs in runs.items():
+            result[key + "_gbps"] = rate(total, secs)
+        result["syncthing_gbps"] = rate(total, [r[1] for r in st])
+        result["syncthing_start_to_done_s"] = summary([r[2] for r in st])
+        result["syncthing_scan_s"] = summary([r[0] for r in st if r[0] is not None] or [0])
+        self.procs.stop(nginx.proc)
+        self.procs.stop_all()
+        shutil.rmtree(lib, ignore_errors=True)
+        return result
+
+    def small_files_baselines(self):
+        s = self.sizes
+        lib = self.fresh("small-lib")
+        item = os.path.join(lib, "small")
+        self.make_files(item, s.small_files, s.small_file_bytes, 1000)
+        total = s.small_files * s.small_file_bytes
+        paths = sorted(os.path.relpath(os.path.join(d, f), lib)
+                       for d, _, fs in os.walk(item) for f in fs)
+        nginx = baselines.Nginx(self.procs, self.work, lib)
+        rsyncd = baselines.RsyncDaemon(self.procs, self.work, lib)
+        curl, rsync = [], []
+        for _ in range(s.runs):
+            curl.append(baselines.curl_fetch(nginx, False, paths, self.fresh("recv")))
+            rsync.append(rsyncd.fetch("small", self.fresh("recv")))
+        st = [baselines.syncthing_transfer(self.procs, self.fresh(f"st-small-{i}"), item,
+                                           self.fresh("recv"), total)
+              for i in range(1 if s.quick else s.runs)]
+        self.procs.stop_all()
+        shutil.rmtree(lib, ignore_errors=True)
+        shutil.rmtree(os.path.join(self.work, "recv"), ignore_errors=True)
+        return {"files": s.small_files, "bytes": total,
+                "curl_keepalive_files_per_s": summary([s.small_files / t for t in curl]),
+                "rsync_files_per_s": summary([s.small_files / t for t in rsync]),
+                "syncthing_files_per_s": summary([s.small_files / r[1] for r in st]),
+                "syncthing_start_to_done_s": summary([r[2] for r in st])}
+
+    def transfers(self):
+        """`shoal get` on loopback into tmpfs, on items like the baselines': one source plaintext and
+        TLS, two and three sources (throughput, per-source share), many small files, and a fresh
+        pair from start to done (the source's first scan included)."""
+        s = self.sizes
+        result = {}
+        bulk = self.fresh("get-src-0")
+        self.make_files(os.path.join(bulk, "bulk"), s.bulk_files, s.bulk_file_bytes)
+        total = s.bulk_files * s.bulk_file_bytes
+        for i in (1, 2):  # more sources: the same files (hard links), a state folder each
+            subprocess.run(["cp", "-al", os.path.join(bulk, "bulk"),
+                            os.path.join(self.fresh(f"get-src-{i}"), "bulk")], check=True)
+        sources = [os.path.join(self.work, f"get-src-{i}") for i in range(3)]
+        for mode, flags in (("plain", ["--plaintext"]), ("tls", [])):
+            secs = [self.get_from(sources[:1], "bulk", flags, total)[0] for _ in range(s.runs)]
+            result[f"{mode}_gbps"] = rate(total, secs)
+        shares = {}
+        for n in (2, 3):
+            runs = [self.get_from(sources[:n], "bulk", [], total) for _ in range(s.runs)]
+            result[f"tls_{n}_sources_gbps"] = rate(total, [r[0] for r in runs])
+            last = runs[-1][1]
+            for k, (peer, b) in enumerate(sorted(last.items())):
+                shares[f"{n} sources: #{k + 1}"] = summary([b / total])
+        result["sources"] = shares
+        # A fresh pair: the source starts with no index cache (its first scan is timed too).
+        fresh = []
+        for _ in range(1 if s.quick else s.runs):
+            shutil.rmtree(os.path.join(sources[0], ".shoal"), ignore_errors=True)
+            fresh.append(self.get_from(sources[:1], "bulk", [], total, from_start=True)[0])
+        result["start_to_done_s"] = summary(fresh)
+        for src in sources:
+            shutil.rmtree(src, ignore_errors=True)
+        small = self.fresh("get-small")
+        self.make_files(os.path.join(small, "small"), s.small_files, s.small_file_bytes, 1000)
+        secs = [self.get_from([small], "small", [], s.small_files * s.small_file_bytes)[0]
+                for _ in range(s.runs)]
+        result["small_files_per_s"] = summary([s.small_files / t for t in secs])
+        shutil.rmtree(small, ignore_errors=True)
+        return result
+
+    def get_from(self, sources, item: str, flags, total: int, from_start=False):
+        """Seconds for `shoal get ITEM` by a fresh receiver connected to `sources` (each a
+        running `shoal serve`), and the bytes each source delivered. from_start: the clock starts
+        before the first source is started, and the sources are stopped afterwards."""
+        start = time.monotonic()
+        served = self.served
+        for lib in sources:
+            key = (lib, tuple(flags))
+            if key not in served:
+                for other in [k for k in served if k[0] == lib]:  # another mode: restart it
+                    self.stop_serve(served.pop(other)[0], lib)
+                served[key] = self.serve(f"src-{os.path.basename(lib)}", lib, flags)
+        recv = self.fresh("get-recv")
+        peers = [a for lib in sources for a in ("--peer", f"127.0.0.1:{served[(lib, tuple(flags))][1]}")]
+        receiver, _ = self.serve("get-recv", recv, flags + peers)
+        wait_until(lambda: self.listed_by(recv, item) == len(sources), 600,
+                   f"the receiver never listed {item} from {len(sources)} sources")
+        if not from_start:
+            start = time.monotonic()
+        out = subprocess.run([self.tool("shoal"), "get", item, "--library", recv, "--json"],
+                             capture_output=True, text=True, timeout=1800)
+        elapsed = time.monotonic() - start
+        if out.returncode != 0:
+            raise RuntimeError(f"shoal get {item} failed ({out.returncode}): "
+                               f"{out.stderr.strip()[-300:]}")
+        ended = next((json.loads(l)["downloadEnded"] for l in reversed(out.stdout.splitlines())
+                      if '"downloadEnded"' in l), {})
+        got = {sh["peerId"]: int(sh["bytes"]) for sh in ended.get("sources", [])}
+        if int(ended.get("bytesDone", 0)) != total:
+            raise RuntimeError(f"shoal get {item}: {ended.get('bytesDone')} of {total} bytes")
+        self.stop_serve(receiver, recv)
+        shutil.rmtree(recv, ignore_errors=True)
+        if from_start:
+            for lib in sources:
+                self.stop_serve(served.pop((lib, tuple(flags)))[0], lib)
+        return elapsed, got
+
+    def listed_by(self, lib: str, item: str) -> int:
+        out = subprocess.run([self.tool("shoal"), "ls", "--library", lib, "--json"],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            return 0
+        items = json.loads(out.stdout).get("items", [])
+        return max((len(i.get("peers", [])) for i in items if i.get("itemId") == item), default=0)
+
+    # --- shoal processes ---------------------------------------------------------------------
+
+    def serve(self, name: str, lib: str, extra=()):
+        events = open(os.path.join(self.logs, f"{name}.events"), "w+b")
+        proc = self.procs.start(name, [self.tool("shoal"), "serve", "--library", lib, "--listen",
+                                       "127.0.0.1:0", "--json", *extra], stdout=events)
+        proc.events = events
+
+        def started():
+            with open(events.name, "rb") as f:
+                for line in f:
+                    if b'"started"' in line:
+                        return json.loads(line)["started"]["listen"]
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited; see {name}.log")
+            return None
+        listen = wait_until(started, 600, f"{name} never started", 0.005)
+        return proc, int(listen.rsplit(":", 1)[1])
+
+    def stop_serve(self, proc, lib: str):
+        subprocess.run([self.tool("shoal"), "stop", "--library", lib], capture_output=True,
+                       timeout=30)
+        self.procs.wait(proc, 30)
+
+    def status(self, lib: str):
+        out = subprocess.run([self.tool("shoal"), "status", "--library", lib, "--json"],
+                             capture_output=True, text=True)
+        return json.loads(out.stdout).get("status", {}) if out.returncode == 0 else {}
+
+
+def gnutls_kx_us() -> float:
+    """GnuTLS's own TLS 1.3 handshake time with X25519 and Ed25519 (both ends, one process)."""
+    out = subprocess.run(["gnutls-cli", "--benchmark-tls-kx"], check=True, capture_output=True,
+                         text=True).stdout
+    m = re.search(r"\(TLS1\.3\)-\(ECDHE-X25519\)-\(EdDSA-Ed25519\)[^\n]*\n[^\n]*\n"
+                  r" - avg\. handshake time: ([0-9.]+) (µs|ms)", out)
+    if not m:
+        raise RuntimeError("no X25519 + Ed25519 line in gnutls-cli --benchmark-tls-kx")
+    return float(m.group(1)) * (1000 if m.group(2) == "ms" else 1)
+
+
+def machine():
+    with open("/proc/cpuinfo") as f:
+        model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[0]
+    return {"cpu": model, "cores": os.cpu_count(), "load_at_start": float(load),
+            "kernel": os.uname().release}
+
+
+def say(text: str):
+    print(f"\033[1m==> {text}\033[0m", file=sys.stderr, flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller data, fewer runs (< 5 min)")
+    parser.add_argument("--build", default=os.path.join(ROOT, "build", "release"))
+    parser.add_argument("--tmpfs", default="/dev/shm")
+    parser.add_argument("--only", help="comma-separated stage names")
+    parser.add_argument("--no-write", action="store_true", help="print the JSON, write nothing")
+    args = parser.parse_args()
+    bench = Bench(args)
+    started = time.monotonic()
+    try:
+        stages = [("codec", bench.codec), ("writer", bench.writer),
+                  ("handshake", bench.handshakes),
+                  ("shutdown", bench.shutdown), ("idle_connections", bench.idle_connections),
+                  ("library_scale", bench.library_scale), ("first_scan", bench.first_scan),
+                  ("rescan", bench.rescan_and_startup),
+                  ("bulk_baselines", bench.transfer_baselines),
+                  ("small_files_baselines", bench.small_files_baselines)]
+        if not args.quick:
+            stages.append(("admission_flood", bench.flood))
+        only = set(args.only.split(",")) if args.only else None
+        for name, func in stages:
+            if only is None or name in only:
+                bench.stage(name, func)
+        if not bench.has_get():
+            bench.results["stages"]["transfers"] = {
+                "pending": "shoal get is not on this branch yet (issue 8): shoal's own transfer "
+                           "figures and their ratios are null"}
+        elif only is None or "transfers" in only:
+            bench.stage("transfers", bench.transfers)
+    finally:
+        bench.close()
+    bench.results["runtime_s"] = round(time.monotonic() - started)
+    report.finish(bench.results, ROOT, write=not args.no_write)
+    failed = [k for k, v in bench.results["stages"].items() if "error" in v]
+    if failed:
+        print(f"failed stages: {', '.join(failed)}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
