@@ -86,6 +86,17 @@ enum DownloadStart {
   badId @4;                 # not an item id ([LIB-*] rules): message says why
 }
 
+struct ScanProgress {       # a library scan hashing what the index cache cannot vouch for
+  walked @0 :Bool;          # every file found: the totals below are final
+  filesHashed @1 :UInt64;
+  filesToHash @2 :UInt64;
+  bytesHashed @3 :UInt64;   # a file that changed while hashed counts again
+  bytesToHash @4 :UInt64;
+  bytesPerSecond @5 :UInt64;  # since the scan began
+  etaMs @6 :UInt64;         # time left at that rate; 0 until known
+  done @7 :Bool;            # the scan has ended: the last report of this scan
+}
+
 struct Status {
   peerId @0 :Text;
   name @1 :Text;
@@ -104,6 +115,8 @@ struct Status {
   handshakesPending @14 :UInt32;  # inbound connections accepted and not yet in a session
   downloads @15 :List(DownloadInfo);
   downloadTasks @16 :UInt32;      # promises the download service owns (0 when none runs)
+  scanning @17 :Bool;             # a library scan is running; `scan` says how far
+  scan @18 :ScanProgress;
 }
 
 struct Event {
@@ -198,6 +211,7 @@ struct Event {
       bytesTotal @54 :UInt64;
       sources @55 :List(SourceShare);
     }
+    scanProgress @56 :ScanProgress;  # while a scan hashes (every scanProgressInterval), then done
   }
 }
 

@@ -39,6 +39,9 @@ kj::String describeEvent(control::Event::Reader event);
 
 // "1.5 GiB", "300 KiB", "17 B".
 kj::String formatBytes(uint64_t bytes);
+// "hashed 1.2 GiB of 4.0 GiB (30 %), 812 of 2000 files, 850 MiB/s, about 4 s left": a scan's
+// progress, for the scanProgress event and `shoal status`.
+kj::String describeScan(control::ScanProgress::Reader scan);
 // Whole numbers only; null on anything else (sign, junk, overflow, above `max`).
 kj::Maybe<uint64_t> parseCount(kj::StringPtr text, uint64_t max);
 

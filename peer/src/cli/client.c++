@@ -202,6 +202,7 @@ kj::MainFunc statusMain(Terminal& terminal) {
         out.line(kj::str("library     ", s.getLibraryDir(), ": ", s.getItems(), " items, ",
                          formatBytes(s.getBytes()), ", rev ", s.getLibrary().getRev(), ", ",
                          s.getLeftOutPaths(), " paths left out"));
+        if (s.getScanning()) out.line(kj::str("scan        ", describeScan(s.getScan())));
         out.line(kj::str("peers       ", s.getPeers()));
         out.line(kj::str("handshakes  ", s.getHandshakesPending(), " in progress, ",
                          s.getHandshakeFailures(), " failed (", s.getAdmissionDrops(),

@@ -11,7 +11,35 @@ kj::String retryText(uint32_t retryMs) {
   return kj::str("retry in ", retryMs / 1000, ".", retryMs % 1000 / 100, " s");
 }
 
+kj::String durationText(uint64_t ms) {
+  uint64_t s = (ms + 500) / 1000;
+  if (s == 0) return kj::str("under 1 s");
+  if (s < 120) return kj::str(s, " s");
+  if (s < 7200) return kj::str(s / 60, " min ", s % 60, " s");
+  return kj::str(s / 3600, " h ", s / 60 % 60, " min");
+}
+
 }  // namespace
+
+kj::String describeScan(control::ScanProgress::Reader p) {
+  auto ofBytes = p.getWalked() ? kj::str(" of ", formatBytes(p.getBytesToHash())) : kj::str();
+  auto percent =
+      p.getWalked() && p.getBytesToHash() > 0
+          ? kj::str(" (", kj::min(uint64_t(100), p.getBytesHashed() * 100 / p.getBytesToHash()),
+                    " %)")
+          : kj::str();
+  auto files = kj::str(p.getFilesHashed(),
+                       p.getWalked() ? kj::str(" of ", p.getFilesToHash())
+                                     : kj::str(" of ", p.getFilesToHash(), "+"),
+                       " files");
+  auto rate = kj::str(formatBytes(p.getBytesPerSecond()), "/s");
+  auto left = p.getDone() ? kj::str(", done")
+              : p.getWalked() && p.getEtaMs() > 0
+                  ? kj::str(", about ", durationText(p.getEtaMs()), " left")
+                  : kj::str();
+  return kj::str("hashed ", formatBytes(p.getBytesHashed()), ofBytes, percent, ", ", files, ", ",
+                 rate, left);
+}
 
 kj::String describeEvent(control::Event::Reader e) {
   switch (e.which()) {
@@ -66,6 +94,7 @@ kj::String describeEvent(control::Event::Reader e) {
       return kj::str("peer at ", r.getAddress(), " refused us (", r.getCode(),
                      "): ", r.getMessage(), "; ", retryText(r.getRetryMs()));
     }
+    case control::Event::SCAN_PROGRESS: return kj::str("scan: ", describeScan(e.getScanProgress()));
     case control::Event::HANDSHAKE_FAILED: {
       auto h = e.getHandshakeFailed();
       auto more = h.getSuppressed() == 0

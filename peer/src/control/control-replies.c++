@@ -29,6 +29,10 @@ void fillStatus(const Runtime& runtime, control::Status::Builder status) {
   status.setLeftOutPaths(facts.leftOutPaths);
   status.setHandshakesPending(facts.handshakesPending);
   status.setDownloadTasks(facts.downloadTasks);
+  KJ_IF_MAYBE (scan, facts.scan) {
+    status.setScanning(true);
+    fillScanProgress(status.initScan(), *scan, false);
+  }
   kj::Vector<kj::Tuple<kj::String, download::DownloadStatus>> downloads;
   runtime.forEachDownload([&](kj::StringPtr item, download::DownloadStatus s) {
     downloads.add(kj::tuple(kj::str(item), s));

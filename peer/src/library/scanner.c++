@@ -311,7 +311,7 @@ void Scanner::addFile(kj::String path, const struct stat& st) {
 // Rounds of range jobs: a file that changed while hashed goes into the next round, up to
 // `changeRetries` more times.
 void Scanner::hashPending(int rootFd) {
-  progress->walked.store(true, std::memory_order_relaxed);
+  progress->walked.store(true, std::memory_order_release);
   while (pending.size() > 0 && !stopping()) {
     auto jobs = planRound();
     runJobs(rootFd, jobs);
@@ -557,6 +557,23 @@ void ScanProgress::reset() {
   bytesToHash = 0;
   filesHashed = 0;
   bytesHashed = 0;
+}
+
+ScanReport ScanProgress::report(kj::Duration elapsed) const {
+  ScanReport r;
+  r.walked = walked.load(std::memory_order_acquire);
+  r.filesToHash = filesToHash.load(std::memory_order_relaxed);
+  r.bytesToHash = bytesToHash.load(std::memory_order_relaxed);
+  r.filesHashed = filesHashed.load(std::memory_order_relaxed);
+  r.bytesHashed = bytesHashed.load(std::memory_order_relaxed);
+  uint64_t ms = uint64_t(kj::max(elapsed, 0 * kj::SECONDS) / kj::MILLISECONDS);
+  if (ms > 0) r.bytesPerSecond = uint64_t(double(r.bytesHashed) * 1000 / double(ms));
+  if (r.walked && r.bytesPerSecond > 0) {
+    // Retries of a changing file may take bytesHashed past the total: nothing left then.
+    uint64_t left = r.bytesToHash > r.bytesHashed ? r.bytesToHash - r.bytesHashed : 0;
+    r.etaMs = uint64_t(double(left) * 1000 / double(r.bytesPerSecond));
+  }
+  return r;
 }
 
 ScanResult scanLibrary(kj::StringPtr libraryRoot, IndexCache& cache, const ScanOptions& options,

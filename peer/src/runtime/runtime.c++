@@ -50,6 +50,20 @@ kj::AutoCloseFd openFolder(kj::StringPtr dir, kj::StringPtr what) {
 
 }  // namespace
 
+void fillScanProgress(control::ScanProgress::Builder out, const library::ScanReport& report,
+                      bool done) {
+  out.setWalked(report.walked);
+  out.setFilesHashed(report.filesHashed);
+  out.setFilesToHash(report.filesToHash);
+  out.setBytesHashed(report.bytesHashed);
+  out.setBytesToHash(report.bytesToHash);
+  out.setBytesPerSecond(report.bytesPerSecond);
+  KJ_IF_MAYBE (eta, report.etaMs) {
+    out.setEtaMs(done ? 0 : *eta);
+  }
+  out.setDone(done);
+}
+
 Runtime::Runtime(RuntimeConfig configParam, kj::AsyncIoContext& io, EventBus& bus)
     : config(kj::mv(configParam)),
       io(io),
@@ -261,6 +275,9 @@ void Runtime::startScan() {
   library::ScanOptions options;
   options.chunkSize = config.chunkSize;
   options.limits = config.session.limits;
+  options.progress = &scanProgress;
+  options.racyWindowNs = config.racyWindow / kj::NANOSECONDS;
+  scanStartedAt = timer.now();
   // The worker owns the cache until it fulfils; the loop touches it again only after that.
   scanThread = kj::heap<kj::Thread>(
       [this, options = kj::mv(options), fulfiller = kj::mv(paf.fulfiller)]() mutable {
@@ -271,10 +288,13 @@ void Runtime::startScan() {
           fulfiller->reject(kj::mv(*exception));
         }
       });
-  KJ_ASSERT_NONNULL(tasks)->add(paf.promise
+  // The progress reports run until the scan ends: the join drops (cancels) them then.
+  auto reports = reportScanProgress().then([]() -> library::ScanResult { KJ_UNREACHABLE; });
+  KJ_ASSERT_NONNULL(tasks)->add(paf.promise.exclusiveJoin(kj::mv(reports))
                                     .then(
                                         [this](library::ScanResult result) {
                                           scanThread = nullptr;  // finished: joins at once
+                                          if (result.complete) emitScanProgress(true);
                                           return applyScan(kj::mv(result));
                                         },
                                         [this](kj::Exception&& exception) {
@@ -288,6 +308,21 @@ void Runtime::startScan() {
                                       for (auto& w : waiters)
                                         w->fulfill(kj::cp(changed));
                                     }));
+}
+
+// Never resolves: a report every scanProgressInterval while there is something to hash.
+kj::Promise<void> Runtime::reportScanProgress() {
+  return timer.afterDelay(config.scanProgressInterval).then([this]() {
+    if (scanProgress.filesToHash.load(std::memory_order_relaxed) > 0) emitScanProgress(false);
+    return reportScanProgress();
+  });
+}
+
+// Said only of scans that hash something: a rescan that finds nothing new stays quiet.
+void Runtime::emitScanProgress(bool done) {
+  auto report = scanProgress.report(timer.now() - scanStartedAt);
+  if (report.filesToHash == 0) return;
+  emit([&](control::Event::Builder e) { fillScanProgress(e.initScanProgress(), report, done); });
 }
 
 // The stop flag ends a scan at its next file or chunk; its result is then dropped.
@@ -375,6 +410,7 @@ RuntimeFacts Runtime::facts() const {
   } else {
     out.downloadTasks = 0;
   }
+  if (scanInProgress) out.scan = scanProgress.report(timer.now() - scanStartedAt);
   return out;
 }
 

@@ -434,6 +434,33 @@ TEST(ScannerThreads, ARangedFileChangedWhileHashedIsHashedAgainWhole) {
   EXPECT_GE(calls.load(), 6);
 }
 
+// The rate and the time left come from the counters and the elapsed time the caller passes in.
+TEST(ScanProgressReport, RateAndTimeLeftFromTheCounters) {
+  ScanProgress progress;
+  auto early = progress.report(0 * kj::SECONDS);
+  EXPECT_EQ(early.bytesPerSecond, 0u);
+  EXPECT_TRUE(early.etaMs == nullptr);  // nothing hashed, nothing known
+
+  progress.filesToHash = 10;
+  progress.bytesToHash = 4000000000;
+  progress.bytesHashed = 1000000000;
+  progress.filesHashed = 2;
+  auto walking = progress.report(2 * kj::SECONDS);
+  EXPECT_EQ(walking.bytesPerSecond, 500000000u);
+  EXPECT_TRUE(walking.etaMs == nullptr);  // the totals may still grow
+
+  progress.walked = true;
+  auto r = progress.report(2 * kj::SECONDS);
+  EXPECT_EQ(r.filesHashed, 2u);
+  EXPECT_EQ(r.filesToHash, 10u);
+  EXPECT_EQ(r.bytesHashed, 1000000000u);
+  EXPECT_EQ(r.bytesToHash, 4000000000u);
+  EXPECT_EQ(KJ_ASSERT_NONNULL(r.etaMs), 6000u);  // 3 GB left at 0.5 GB/s
+
+  progress.bytesHashed = 4100000000;  // a file hashed twice
+  EXPECT_EQ(KJ_ASSERT_NONNULL(progress.report(4 * kj::SECONDS).etaMs), 0u);
+}
+
 TEST_F(Scanner, ServingRefusesAFileChangedSinceItWasHashed) {
   // docs/bad-inputs.md #27 at serve time.
   IndexCache cache;

@@ -295,6 +295,61 @@ TEST(Runtime, ALeftOutPathIsSaidOnceUntilItChangesAndCounted) {
   EXPECT_EQ(logs.count("item-0/pipe"), 2u);
 }
 
+// The first scan hashes everything: it ends with a done report of every byte, before Started;
+// once it is over, status says no scan is running.
+TEST(Runtime, AScanThatHashesEndsWithAReportOfEveryByte) {
+  Peer a("alpha", 2, [](RuntimeConfig& c) { c.scanProgressInterval = 3600 * kj::SECONDS; });
+  auto done = a.events.waitFor(
+      [](control::Event::Reader e) { return e.isScanProgress() && e.getScanProgress().getDone(); },
+      "scanProgress, done");
+  auto p = done->get().getScanProgress();
+  uint64_t bytes = 2 * (kj::str("item 0\n").size() + kj::str("alpha 0").size() + 300000);
+  EXPECT_TRUE(p.getWalked());
+  EXPECT_EQ(p.getFilesToHash(), 6u);
+  EXPECT_EQ(p.getFilesHashed(), 6u);
+  EXPECT_EQ(p.getBytesToHash(), bytes);
+  EXPECT_EQ(p.getBytesHashed(), bytes);
+  EXPECT_EQ(p.getEtaMs(), 0u);
+  size_t order = 0, scanAt = 0, startedAt = 0;
+  for (auto& r : a.events.seen) {
+    auto e = r->view()->get();
+    ++order;
+    if (e.isScanProgress() && e.getScanProgress().getDone()) scanAt = order;
+    if (e.isStarted()) startedAt = order;
+  }
+  EXPECT_LT(scanAt, startedAt);
+
+  auto scanning = a.handle.call([](Runtime& r) {
+    capnp::MallocMessageBuilder message;
+    auto status = message.initRoot<control::Status>();
+    fillStatus(r, status);
+    return status.getScanning();
+  });
+  EXPECT_FALSE(scanning);
+}
+
+// The index cache is read back at start-up: a restart on an unchanged library hashes nothing (so
+// it reports no scan progress at all).
+TEST(Runtime, ARestartOnAnUnchangedLibraryHashesNothing) {
+  auto tweak = [](RuntimeConfig& c) {
+    c.racyWindow = 0 * kj::SECONDS;  // the files were just written: cache them anyway
+    c.scanProgressInterval = 3600 * kj::SECONDS;
+  };
+  Peer a("alpha", 2, tweak);
+  EXPECT_EQ(a.events.count([](control::Event::Reader e) { return e.isScanProgress(); }), 1u);
+  a.handle.shutdown();
+  ASSERT_TRUE(a.handle.waitStopped(10 * kj::SECONDS));
+
+  RuntimeHandle again;
+  test::Events events(again);
+  auto config = test::loopbackConfig(a.tree, "alpha");
+  tweak(config);
+  again.start(kj::mv(config));
+  auto started = events.waitFor(test::isStarted, "Started");
+  EXPECT_EQ(started->get().getStarted().getItems(), 2u);
+  EXPECT_EQ(events.count([](control::Event::Reader e) { return e.isScanProgress(); }), 0u);
+}
+
 TEST(Runtime, AnInboundHandshakeFailureIsAnEventAndCounted) {
   Peer a("alpha", 1);
   // Not TLS at all.

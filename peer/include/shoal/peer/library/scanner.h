@@ -11,6 +11,7 @@
 #include <kj/array.h>
 #include <kj/function.h>
 #include <kj/string.h>
+#include <kj/time.h>
 #include <shoal/codec/limits.h>
 #include <shoal/codec/manifest.h>
 #include <shoal/peer/library/index-cache.h>
@@ -18,17 +19,30 @@
 
 namespace shoal::peer::library {
 
+// What a user wants to know of a running scan: how far, how fast, how long still.
+struct ScanReport {
+  bool walked = false;  // every file found: the totals are final
+  uint64_t filesHashed = 0;
+  uint64_t filesToHash = 0;
+  uint64_t bytesHashed = 0;
+  uint64_t bytesToHash = 0;
+  uint64_t bytesPerSecond = 0;  // since the scan began; 0 until something was hashed
+  kj::Maybe<uint64_t> etaMs;    // once the totals are final and the rate is known
+};
+
 // How far a running scan is, for progress reports: written by the scan's threads, read from any
 // thread. The walk comes first (every file is stat'ed and looked up in the index cache), so the
 // totals are final once `walked` is set; then the files are hashed.
 struct ScanProgress {
-  std::atomic<bool> walked{false};
+  std::atomic<bool> walked{false};  // set (release) after the totals' last update
   std::atomic<uint64_t> filesToHash{0};
   std::atomic<uint64_t> bytesToHash{0};
   std::atomic<uint64_t> filesHashed{0};
   std::atomic<uint64_t> bytesHashed{0};  // read and hashed, retries of a changing file included
 
   void reset();  // by the scan, when it starts
+  // The counters now, `elapsed` after the scan began (the caller's clock: no clock in here).
+  ScanReport report(kj::Duration elapsed) const;
 };
 
 struct ScanOptions {

@@ -43,6 +43,10 @@ struct RuntimeConfig {
 
   kj::Duration shutdownDeadline = 2 * kj::SECONDS;
   kj::Duration rescanInterval = 5 * kj::SECONDS;
+  kj::Duration scanProgressInterval = 1 * kj::SECONDS;  // scanProgress events while hashing
+  // Files changed this shortly before they were hashed are hashed again by the next scan
+  // (library::ScanOptions::racyWindowNs).
+  kj::Duration racyWindow = 2 * kj::SECONDS;
   kj::Duration livenessInterval = 500 * kj::MILLISECONDS;
   kj::Duration reconnectMin = 250 * kj::MILLISECONDS;  // static peer redial backoff, doubling
   kj::Duration reconnectMax = 10 * kj::SECONDS;

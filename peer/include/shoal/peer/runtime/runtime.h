@@ -53,6 +53,7 @@ struct RuntimeFacts {
   size_t leftOutPaths;
   size_t handshakesPending;
   size_t downloadTasks;  // promises the download service owns: 0 when no download runs
+  kj::Maybe<library::ScanReport> scan;  // while a library scan runs
 };
 
 // What came of asking for a download (the control API's DownloadStart).
@@ -155,6 +156,8 @@ class Runtime final : private Supervisor::Observer,
   bool scanInProgress = false;
   kj::Vector<kj::Own<kj::PromiseFulfiller<bool>>> scanWaiters;
   kj::Maybe<kj::Own<kj::Thread>> scanThread;
+  library::ScanProgress scanProgress;  // written by the scan's threads while scanInProgress
+  kj::TimePoint scanStartedAt = kj::origin<kj::TimePoint>();
   uint64_t staleSeen = 0;
   kj::HashSet<kj::String> leftOut;  // what the last scan left out, each said once until it changes
 
@@ -182,6 +185,8 @@ class Runtime final : private Supervisor::Observer,
   kj::Promise<void> joinScan();
   void startScan();
   bool applyScan(library::ScanResult result);
+  kj::Promise<void> reportScanProgress();
+  void emitScanProgress(bool done);
   void reportLeftOut(kj::ArrayPtr<const kj::String> skipped);
   LocalPeer localPeer() const;
   void emit(kj::FunctionParam<void(control::Event::Builder)> fill);
