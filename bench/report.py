@@ -235,6 +235,24 @@ def table(results, root, results_path):
         "[first scan](bench/scan.svg), [shutdown latency](bench/shutdown.svg)"
         + (", [per-source share](bench/sources.svg)" if me.get("sources") else "") + ".",
     ]
+    prof = st.get("profile") or {}
+    for what, title in (("tls_bulk", "TLS bulk"), ("small_files", "small files")):
+        run = prof.get(what)
+        if not run or "receiver" not in run:
+            continue
+        roles = [r for r in ("source", "receiver") if r in run]
+        kinds = []
+        for r in roles:
+            kinds += [k for k in run[r]["split"] if k not in kinds]
+        lines += ["", f"Where the time goes, {title} over TLS (`perf record -g` on both processes "
+                  f"during one `shoal get`, {run.get('seconds', 0):.1f} s; % of each process's "
+                  "samples, self time; the one-source item):", "",
+                  "| | " + " | ".join(roles) + " |", "| --- |" + " --- |" * len(roles),
+                  "| CPU seconds (≈ samples at 999 Hz) | " + " | ".join(
+                      fmt(run[r].get("cpu_s"), " s") for r in roles) + " |"]
+        for k in kinds:
+            lines.append(f"| {k} | " + " | ".join(
+                f"{run[r]['split'].get(k, 0):.1f} %" for r in roles) + " |")
     if results.get("null_ratios"):
         lines += ["", "Null in this run:"]
         lines += [f"- `{k}`: {v}." for k, v in sorted(results["null_ratios"].items())]

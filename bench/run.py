@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the checkout
 
 import baselines  # noqa: E402
 import report  # noqa: E402
@@ -353,6 +355,8 @@ class Bench:
         result["sources"] = shares
         # A fresh pair: the source starts with no index cache (its first scan is timed too).
         fresh = []
+        for key in [k for k in self.served if k[0] == sources[0]]:
+            self.stop_serve(self.served.pop(key)[0], sources[0])
         for _ in range(1 if s.quick else s.runs):
             shutil.rmtree(os.path.join(sources[0], ".shoal"), ignore_errors=True)
             fresh.append(self.get_from(sources[:1], "bulk", [], total, from_start=True)[0])
@@ -367,7 +371,23 @@ class Bench:
         shutil.rmtree(small, ignore_errors=True)
         return result
 
-    def get_from(self, sources, item: str, flags, total: int, from_start=False):
+    def profile(self):
+        """Where the time goes: `perf record` on the source and the receiver during one TLS
+        `shoal get` of the bulk item and one of the small files, split by what the samples are."""
+        s = self.sizes
+        result = {}
+        for what, item, count, size, per in (
+                ("tls_bulk", "bulk", s.bulk_files, s.bulk_file_bytes, 0),
+                ("small_files", "small", s.small_files, s.small_file_bytes, 1000)):
+            lib = self.fresh(f"prof-{item}")
+            self.make_files(os.path.join(lib, item), count, size, per)
+            data = os.path.join(self.work, f"{what}.perf")
+            secs, _ = self.get_from([lib], item, [], count * size, perf=data)
+            result[what] = dict(perf_split(data), seconds=secs)
+            shutil.rmtree(lib, ignore_errors=True)
+        return result
+
+    def get_from(self, sources, item: str, flags, total: int, from_start=False, perf=None):
         """Seconds for `shoal get ITEM` by a fresh receiver connected to `sources` (each a
         running `shoal serve`), and the bytes each source delivered. from_start: the clock starts
         before the first source is started, and the sources are stopped afterwards."""
@@ -384,11 +404,23 @@ class Bench:
         receiver, _ = self.serve("get-recv", recv, flags + peers)
         wait_until(lambda: self.listed_by(recv, item) == len(sources), 600,
                    f"the receiver never listed {item} from {len(sources)} sources")
+        recorders = []
+        if perf:  # one recording per process: <perf>.source, <perf>.receiver
+            pids = [("source", served[(lib, tuple(flags))][0].pid) for lib in sources[:1]]
+            for role, pid in pids + [("receiver", receiver.pid)]:
+                path = f"{perf}.{role}"
+                recorders.append(self.procs.start(f"perf-{role}", [
+                    "perf", "record", "-F", "999", "-o", path, "-p", str(pid)]))
+                wait_until(lambda: os.path.exists(path), 20, "perf did not start")
         if not from_start:
             start = time.monotonic()
         out = subprocess.run([self.tool("shoal"), "get", item, "--library", recv, "--json"],
                              capture_output=True, text=True, timeout=1800)
         elapsed = time.monotonic() - start
+        for recorder in recorders:
+            recorder.send_signal(signal.SIGINT)  # perf writes its data and exits
+        for recorder in recorders:
+            self.procs.wait(recorder, 60)
         if out.returncode != 0:
             raise RuntimeError(f"shoal get {item} failed ({out.returncode}): "
                                f"{out.stderr.strip()[-300:]}")
@@ -440,6 +472,53 @@ class Bench:
         out = subprocess.run([self.tool("shoal"), "status", "--library", lib, "--json"],
                              capture_output=True, text=True)
         return json.loads(out.stdout).get("status", {}) if out.returncode == 0 else {}
+
+
+# What a sample is, by its symbol and object (first match wins). Debian's GnuTLS has no symbols
+# for its assembly (AES-GCM, GHASH, SHA-256 with SHA-NI): its samples are one row.
+PROFILE_KINDS = [
+    ("GnuTLS/nettle: AES-GCM records, SHA-256", re.compile(r"libgnutls|libnettle|libhogweed")),
+    ("kernel: copies to/from user", re.compile(r"copy_user|copy_to_iter|copy_from_iter|"
+                                               r"copy_page_to_iter|copy_page_from_iter|rep_movs")),
+    ("kernel: TCP/IP and loopback", re.compile(r"tcp|skb|\bip_|ipv4|net_rx|netif|loopback|sock|"
+                                               r"__dev_|napi|softirq|inet")),
+    ("memcpy/memset (user)", re.compile(r"memcpy|memmove|memset")),
+    ("malloc/free", re.compile(r"malloc|free|_int_|cfree|tcache")),
+    ("Cap'n Proto / KJ", re.compile(r"capnp|kj::|libkj|libcapnp")),
+    ("shoal", re.compile(r"shoal::")),
+]
+
+
+def perf_split(data: str):
+    """Per process (<data>.source, <data>.receiver): how its samples split by kind of work, and
+    how many CPU-seconds it used (samples at 999 Hz)."""
+    named = {}
+    for role in ("source", "receiver"):
+        path = f"{data}.{role}"
+        if not os.path.exists(path):
+            continue
+        out = subprocess.run(["perf", "report", "-i", path, "--stdio", "--no-children",
+                              "--sort", "dso,sym", "--percent-limit", "0"],
+                             capture_output=True, text=True, check=True).stdout
+        count = re.search(r"# Samples: ([0-9.]+)([KM]?)", out)
+        samples = float(count.group(1)) * {"": 1, "K": 1e3, "M": 1e6}[count.group(2)] \
+            if count else None
+        kinds = {}
+        for line in out.splitlines():
+            m = re.match(r"^\s*([0-9.]+)%\s+(\S+)\s+\[(.)\]\s+(.*)$", line)
+            if not m:
+                continue
+            pct, dso, sym = float(m.group(1)), m.group(2), m.group(4)
+            kind = next((k for k, r in PROFILE_KINDS if r.search(dso) or r.search(sym)), None)
+            if kind is None:
+                kind = "kernel: other (page cache, scheduling, syscalls)" if m.group(3) == "k" \
+                    else "other"
+            kinds[kind] = kinds.get(kind, 0) + pct
+        total = sum(kinds.values()) or 1
+        named[role] = {"cpu_s": round(samples / 999, 2) if samples else None,
+                       "split": {k: round(v * 100 / total, 1)
+                                 for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])}}
+    return named
 
 
 def gnutls_kx_us() -> float:
@@ -494,8 +573,11 @@ def main():
             bench.results["stages"]["transfers"] = {
                 "pending": "shoal get is not on this branch yet (issue 8): shoal's own transfer "
                            "figures and their ratios are null"}
-        elif only is None or "transfers" in only:
-            bench.stage("transfers", bench.transfers)
+        else:
+            if only is None or "transfers" in only:
+                bench.stage("transfers", bench.transfers)
+            if (only is None and not args.quick) or (only and "profile" in only):
+                bench.stage("profile", bench.profile)
     finally:
         bench.close()
     bench.results["runtime_s"] = round(time.monotonic() - started)
