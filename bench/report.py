@@ -236,7 +236,7 @@ def table(results, root, results_path):
         + (", [per-source share](bench/sources.svg)" if me.get("sources") else "") + ".",
     ]
     prof = st.get("profile") or {}
-    for what, title in (("tls_bulk", "TLS bulk"), ("small_files", "small files")):
+    for what, title in (("tls_bulk", "bulk"), ("small_files", "small files")):
         run = prof.get(what)
         if not run or "receiver" not in run:
             continue
@@ -244,11 +244,11 @@ def table(results, root, results_path):
         kinds = []
         for r in roles:
             kinds += [k for k in run[r]["split"] if k not in kinds]
-        lines += ["", f"Where the time goes, {title} over TLS (`perf record -g` on both processes "
+        lines += ["", f"Where the time goes, {title} over TLS (`perf record` on each process "
                   f"during one `shoal get`, {run.get('seconds', 0):.1f} s; % of each process's "
                   "samples, self time; the one-source item):", "",
                   "| | " + " | ".join(roles) + " |", "| --- |" + " --- |" * len(roles),
-                  "| CPU seconds (≈ samples at 999 Hz) | " + " | ".join(
+                  "| CPU seconds (samples at 999 Hz, as perf rounds them) | " + " | ".join(
                       fmt(run[r].get("cpu_s"), " s") for r in roles) + " |"]
         for k in kinds:
             lines.append(f"| {k} | " + " | ".join(
