@@ -12,6 +12,7 @@ by at least one case, and every case must fail against at least one mutant.
   mutation.py OPTIONS check MATRIX                the CI check: each mutant against its cheapest
                                                   catching case, each case against one mutant
   mutation.py html MATRIX OUT.html                the matrix as one self-contained HTML file
+  mutation.py summarize MATRIX                    recompute the summary (no runs)
 
 OPTIONS: --shoal PATH --conform PATH --launch TEMPLATE [--control TEMPLATE] [-j N] [--temp DIR].
 TEMPLATE is shoal-conform's --launch command with `--mutant {mutant}` in it.
@@ -42,6 +43,13 @@ FORMAT = "shoal-mutation/1"
 CAUGHT = ("FAIL", "NON-STRICT")
 BASELINE = "none"
 CHUNK = 24  # cases per shoal-conform run in the check, so that the workers stay balanced
+# The case id prefix of each area a mutant names (`shoal serve --mutant list`, second column).
+AREA_PREFIX = {"transport": "tr", "framing": "fr", "handshake": "hs", "requests": "rq",
+               "library": "lib", "manifests": "man", "chunks": "chk", "liveness": "liv",
+               "goodbye": "bye", "errors": "err", "discovery": "dsc"}
+# Mutants whose defect can show in a case of any area: the related scope runs them everywhere.
+BROAD = {"answer-twice", "wrong-answer-id", "talks-after-error", "ignore-bad-frames",
+         "no-close-notify", "error-code-outside-table"}
 
 
 def die(message):
@@ -155,13 +163,26 @@ def catches(matrix):
     out = set()
     for case in matrix["cases"]:
         for name, cell in matrix["results"].get(case["id"], {}).items():
-            if name in mutants and caught(cell[0]) and not cell[3:4] == ["flaky"]:
+            if name in mutants and caught(cell[0]) and "flaky" not in cell[2:]:
                 if counts_for(mutants[name], case):
                     out.add((name, case["id"]))
     return out
 
 
-def summary(matrix):
+def load_exempt(path):
+    """[(glob, reason)] of the cases no mutant can fail (mutation-exempt.txt)."""
+    out = []
+    if path and os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    glob, _, reason = line.partition(" ")
+                    out.append((glob, reason.strip()))
+    return out
+
+
+def summary(matrix, exempt=()):
     got = catches(matrix)
     names = [m["name"] for m in matrix["mutants"]]
     ids = [c["id"] for c in matrix["cases"]]
@@ -173,7 +194,12 @@ def summary(matrix):
         "uncaughtMutants": [m for m in names if m not in caught_mutants],
         "cases": len(ids),
         "casesAbleToFail": len(able_cases),
-        "casesNeverFailing": [c for c in ids if c not in able_cases],
+        "casesNeverFailing": [c for c in ids if c not in able_cases
+                              and not any(fnmatch.fnmatchcase(c, g) for g, _ in exempt)],
+        "casesExempt": [c for c in ids if c not in able_cases
+                        and any(fnmatch.fnmatchcase(c, g) for g, _ in exempt)],
+        "staleExemptions": [g for g, _ in exempt
+                            if not any(fnmatch.fnmatchcase(c, g) for c in ids if c not in able_cases)],
         "loudMutants": [m["name"] for m in matrix["mutants"] if m.get("loud")],
         "baselineFailures": [c for c, cell in matrix.get("baseline", {}).items()
                              if cell[0] not in ("OK", "UNIMPLEMENTED")],
@@ -198,7 +224,7 @@ def plan(matrix):
     for case in matrix["cases"]:
         if case["id"] in planned:
             continue
-        options = sorted((name not in chosen, cost[(name, case["id"])], name)
+        options = sorted((cost[(name, case["id"])], name not in chosen, name)
                          for name, c in got if c == case["id"])
         if options:
             chosen.setdefault(options[0][2], set()).add(case["id"])
@@ -240,6 +266,15 @@ def run_mutant(runner, name, cases, plaintext_ids):
     return verdicts
 
 
+def related(mutant, cases):
+    """The cases of the mutant's own area and of the requirements it declares."""
+    if mutant["name"] in BROAD:
+        return None
+    prefix = AREA_PREFIX.get(mutant["area"])
+    return [c["id"] for c in cases
+            if c["id"].split("/")[0] == prefix or c["requirement"] in mutant["requirements"]]
+
+
 def cmd_soak(runner, args):
     started = time.monotonic()
     mutants = runner.mutants()
@@ -250,8 +285,9 @@ def cmd_soak(runner, args):
     known_cases, known_mutants = set(), set()
     if old:
         known_cases = {c["id"] for c in old["cases"]}
-        known_mutants = {m["name"] for m in old["mutants"]}
-        matrix["results"] = {c: row for c, row in old["results"].items() if c in ids}
+        known_mutants = {m["name"] for m in old["mutants"]} - set(args.redo)
+        matrix["results"] = {c: {m: cell for m, cell in row.items() if m not in args.redo}
+                             for c, row in old["results"].items() if c in ids}
         matrix["baseline"] = {c: v for c, v in old["baseline"].items() if c in ids}
 
     # The baseline decides each case's mode and must pass everything.
@@ -276,7 +312,12 @@ def cmd_soak(runner, args):
               file=sys.stderr)
 
     for i, m in enumerate(mutants):
-        todo = None if m["name"] not in known_mutants else new_ids
+        scope = None if args.scope == "all" else related(m, cases)
+        fresh = m["name"] not in known_mutants
+        if fresh:
+            todo = scope
+        else:
+            todo = [c for c in (ids if scope is None else scope) if c in new_ids]
         if todo == []:
             loud = next(x.get("loud", False) for x in old["mutants"] if x["name"] == m["name"])
             m["loud"] = loud
@@ -284,7 +325,7 @@ def cmd_soak(runner, args):
             continue
         t0 = time.monotonic()
         verdicts = run_mutant(runner, m["name"], todo, plaintext_ids)
-        if todo is None:
+        if fresh:
             m["loud"] = verdicts.get("sanity/first", ("",))[0] != "OK"
         else:
             m["loud"] = next(x.get("loud", False) for x in old["mutants"]
@@ -293,13 +334,14 @@ def cmd_soak(runner, args):
         for c in todo if todo is not None else ids:
             matrix["results"].setdefault(c, {})[m["name"]] = list(
                 verdicts.get(c, ("NOT RUN", 0, ""))[:2])
-        n = sum(1 for c in ids if caught(matrix["results"][c][m["name"]][0]))
+        n = sum(1 for c in ids
+                if caught(matrix["results"].get(c, {}).get(m["name"], ("NOT RUN",))[0]))
         print(f"[{i + 1}/{len(mutants)}] {m['name']}: caught by {n} cases"
               f"{' (loud)' if m['loud'] else ''} in {time.monotonic() - t0:.0f} s", flush=True)
         save(matrix, args.matrix)  # progress survives an interrupted soak
 
     # Confirm the catches the CI check will rely on: a catch that does not repeat is flaky.
-    for attempt in range(3):
+    for attempt in range(args.rounds):
         result = execute_plan(runner, matrix, plan(matrix))
         flaky = [(m, c) for m, c, verdict, _ in result["misses"]]
         for m, c in flaky:
@@ -311,7 +353,8 @@ def cmd_soak(runner, args):
     matrix["generated"] = datetime.datetime.now(datetime.timezone.utc).strftime(
         "%Y-%m-%dT%H:%M:%SZ")
     matrix["soakSeconds"] = round(time.monotonic() - started)
-    matrix["summary"] = summary(matrix)
+    matrix["scope"] = args.scope
+    matrix["summary"] = summary(matrix, load_exempt(args.exempt))
     save(matrix, args.matrix)
     if args.html:
         write_html(matrix, args.html)
@@ -361,15 +404,23 @@ def stale(runner, matrix):
 def cmd_check(runner, args):
     started = time.monotonic()
     matrix = load(args.matrix)
+    if args.html:
+        write_html(matrix, args.html)
     problems = []
     new_cases, new_mutants = stale(runner, matrix)
     if new_cases or new_mutants:
         problems.append("the matrix is out of date (run the soak with --update): new cases "
                         f"{new_cases or '-'}, new mutants {new_mutants or '-'}")
-    s = summary(matrix)
+    cited = {c["requirement"] for c in runner.cases()}
+    for m in runner.mutants():
+        unknown = [r for r in m["requirements"] if r not in cited]
+        if unknown:
+            problems.append(f"mutant {m['name']} names requirements no case checks: {unknown}")
+    s = summary(matrix, load_exempt(args.exempt))
     if not complete(s):
         problems.append(f"the committed matrix is incomplete: {s['uncaughtMutants']} uncaught, "
-                        f"{s['casesNeverFailing']} never failing")
+                        f"{s['casesNeverFailing']} never failing and not in {args.exempt}, "
+                        f"{s['staleExemptions']} exempt but failing now")
     chosen = plan(matrix)
     result = execute_plan(runner, matrix, chosen)
     for name, case_id, verdict, why in result["misses"]:
@@ -384,7 +435,8 @@ def cmd_check(runner, args):
 
 
 def complete(s):
-    return not s["uncaughtMutants"] and not s["casesNeverFailing"] and not s["baselineFailures"]
+    return not (s["uncaughtMutants"] or s["casesNeverFailing"] or s["baselineFailures"]
+                or s["staleExemptions"])
 
 
 def report_summary(s):
@@ -392,7 +444,8 @@ def report_summary(s):
           f" ({100 * s['mutantsCaught'] / max(s['mutants'], 1):.0f} %)"
           f"; cases able to fail: {s['casesAbleToFail']}/{s['cases']}"
           f" ({100 * s['casesAbleToFail'] / max(s['cases'], 1):.0f} %)")
-    for key in ("uncaughtMutants", "casesNeverFailing", "loudMutants", "baselineFailures"):
+    for key in ("uncaughtMutants", "casesNeverFailing", "staleExemptions", "loudMutants",
+                "baselineFailures"):
         if s[key]:
             print(f"  {key}: {', '.join(s[key])}")
 
@@ -408,9 +461,35 @@ h1{font-size:1.4em}table{border-collapse:collapse}
 .m td.id{text-align:left;white-space:nowrap;font-family:monospace}
 .m thead th{position:sticky;top:0;background:#fff}
 td.c{background:#2e7d32;color:#fff}td.x{background:#a5d6a7}td.f{background:#ffb300}
-td.n{background:#ef9a9a}td.e{background:#90a4ae}th.loud{color:#b71c1c}
+td.n{background:#ef9a9a}td.e{background:#90a4ae}th.loud{color:#b71c1c}td.u{background:#f3f3f3}
 .s td,.s th{border:1px solid #ddd;padding:2px 6px;text-align:left}
 """
+
+
+def area_table(matrix, got):
+    """Mutant x area: how many cases of each area catch each mutant."""
+    areas = []
+    for case in matrix["cases"]:
+        area = case["id"].split("/")[0]
+        if area not in areas:
+            areas.append(area)
+    area_of = {c["id"]: c["id"].split("/")[0] for c in matrix["cases"]}
+    out = ["<h2>Mutant &times; area</h2><p>Cases of each area that catch each mutant.</p>"
+           "<table class=m><thead><tr><th>mutant</th><th>area</th>"]
+    out += [f"<th>{html.escape(a)}</th>" for a in areas]
+    out.append("<th>all</th></tr></thead><tbody>")
+    for m in matrix["mutants"]:
+        n = {a: 0 for a in areas}
+        for name, case_id in got:
+            if name == m["name"]:
+                n[area_of[case_id]] += 1
+        total = sum(n.values())
+        out.append(f"<tr><td class=id>{html.escape(m['name'])}</td>"
+                   f"<td>{html.escape(m['area'])}</td>")
+        out += [f"<td class=c>{n[a]}</td>" if n[a] else "<td></td>" for a in areas]
+        out.append(f"<td{' class=n' if total == 0 else ''}>{total}</td></tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
 
 
 def write_html(matrix, path):
@@ -426,13 +505,15 @@ def write_html(matrix, path):
         f"case (row) against a mutant (column): <span style='background:#2e7d32;color:#fff'>"
         f"&nbsp;F&nbsp;</span> FAIL (caught), <span style='background:#a5d6a7'>&nbsp;f&nbsp;"
         f"</span> FAIL against a loud mutant outside its requirements (does not count), "
-        f"<span style='background:#ffb300'>&nbsp;?&nbsp;</span> flaky, blank OK, "
+        f"<span style='background:#ffb300'>&nbsp;?&nbsp;</span> flaky, blank OK, grey not run, "
         f"<span style='background:#90a4ae'>&nbsp;E&nbsp;</span> ERROR / other. Loud mutants "
         f"(red) fail the sanity case.</p>")
     for key, label in (("uncaughtMutants", "Mutants no case catches"),
                        ("casesNeverFailing", "Cases no mutant fails"),
+                       ("casesExempt", "Cases no mutant fails, with a reason in "
+                        "mutation-exempt.txt"),
                        ("baselineFailures", "Cases failing without a mutant")):
-        if s[key]:
+        if s.get(key):
             out.append(f"<p><b>{label}:</b> {html.escape(', '.join(s[key]))}</p>")
     out.append("<h2>Mutants</h2><table class=s><tr><th>mutant</th><th>area</th>"
                "<th>requirements</th><th>what it breaks</th><th>caught by</th></tr>")
@@ -442,7 +523,9 @@ def write_html(matrix, path):
                    f"<td>{html.escape(m['area'])}</td>"
                    f"<td>{html.escape(', '.join(m['requirements']))}</td>"
                    f"<td>{html.escape(m['breaks'])}</td><td>{n}</td></tr>")
-    out.append("</table><h2>Matrix</h2><table class=m><thead><tr><th>case</th><th>n</th>")
+    out.append("</table>")
+    out.append(area_table(matrix, got))
+    out.append("<h2>Matrix</h2><table class=m><thead><tr><th>case</th><th>n</th>")
     for m in mutants:
         cls = "v loud" if m.get("loud") else "v"
         out.append(f"<th class='{cls}' title='{html.escape(m['breaks'], quote=True)}'>"
@@ -456,7 +539,10 @@ def write_html(matrix, path):
         out.append(f"<tr><td class=id title='{title}'>{html.escape(case['id'])}</td>"
                    f"<td{cls}>{n}</td>")
         for m in mutants:
-            cell = row.get(m["name"], ["NOT RUN", 0])
+            cell = row.get(m["name"])
+            if cell is None:
+                out.append("<td class=u></td>")
+                continue
             verdict = cell[0]
             tip = html.escape(f"{case['id']} x {m['name']}: {verdict}, {cell[1]} ms", quote=True)
             if caught(verdict) and "flaky" in cell[2:]:
@@ -479,6 +565,15 @@ def cmd_html(args):
     write_html(load(args.matrix), args.out)
 
 
+def cmd_summarize(args):
+    """Recomputes a matrix's summary (after editing mutation-exempt.txt, say) without running."""
+    matrix = load(args.matrix)
+    matrix["summary"] = summary(matrix, load_exempt(args.exempt))
+    save(matrix, args.matrix)
+    report_summary(matrix["summary"])
+    sys.exit(0 if complete(matrix["summary"]) else 1)
+
+
 # --- command line ------------------------------------------------------------------------------------
 
 
@@ -490,6 +585,9 @@ def main():
     parser.add_argument("--control", default=None)
     parser.add_argument("-j", "--jobs", type=int, default=2)
     parser.add_argument("--temp", default=tempfile.gettempdir())
+    parser.add_argument("--exempt", default=os.path.join(os.path.dirname(__file__),
+                                                         "mutation-exempt.txt"),
+                        help="cases no mutant can fail, each with why")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list")
     p = sub.add_parser("catch")
@@ -498,9 +596,19 @@ def main():
     p = sub.add_parser("soak")
     p.add_argument("matrix")
     p.add_argument("--html")
+    p.add_argument("--scope", choices=("related", "all"), default="all",
+                   help="all: every case x every mutant; related: each mutant against the cases "
+                   "of its area and its requirements (the broad mutants against all)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="times the planned catches are repeated to find flaky ones")
+    p.add_argument("--redo", action="append", default=[], metavar="MUTANT",
+                   help="with --update: run this mutant again (its hook changed)")
     p.add_argument("--update", action="store_true",
                    help="keep the matrix's verdicts; run only new cases and new mutants")
     p = sub.add_parser("check")
+    p.add_argument("matrix")
+    p.add_argument("--html", help="also write the committed matrix as HTML here")
+    p = sub.add_parser("summarize")
     p.add_argument("matrix")
     p = sub.add_parser("html")
     p.add_argument("matrix")
@@ -508,6 +616,8 @@ def main():
     args = parser.parse_args()
     if args.command == "html":
         return cmd_html(args)
+    if args.command == "summarize":
+        return cmd_summarize(args)
     for needed in ("shoal", "conform", "launch"):
         if not getattr(args, needed):
             die(f"--{needed} is required")

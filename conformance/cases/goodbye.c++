@@ -32,15 +32,20 @@ void leaveBeforeHandshake(Trial& t) {
   }
 }
 
-// Stops the target and returns its Goodbye on `c`.
-kj::Maybe<codec::InboundFrame> stopAndGoodbye(Trial& t, Connection& c) {
-  t.stopTarget();
+// The Goodbye{shutdown} of a stopping target on `c`.
+kj::Maybe<codec::InboundFrame> stopGoodbye(Trial& t, Connection& c) {
   return t.expectFrame(
       c, "Goodbye{shutdown}",
       [](Reader f) {
         return f.isGoodbye() && f.getGoodbye().getReason() == wire::GoodbyeReason::SHUTDOWN;
       },
       "BYE-11");
+}
+
+// Stops the target and returns its Goodbye on `c`.
+kj::Maybe<codec::InboundFrame> stopAndGoodbye(Trial& t, Connection& c) {
+  t.stopTarget();
+  return stopGoodbye(t, c);
 }
 
 void lastRequestIdBounded(Trial& t) {
@@ -214,6 +219,21 @@ void goodbyeToEveryone(Trial& t) {
   }
 }
 
+// Control.stop() is a shutdown like SIGTERM: Goodbye{shutdown}, a close, and the process ends by
+// itself with status 0.
+void goodbyeOnControlStop(Trial& t) {
+  KJ_IF_MAYBE (c, t.establish()) {
+    if (!t.stopTarget(true)) return;
+    if (stopGoodbye(t, *c) == nullptr) return;
+    if (!t.expectClose(*c)) return;
+    KJ_IF_MAYBE (p, t.process()) {
+      bool ended = p->waitExit(t.stepTimeout());
+      t.check(ended && p->exitedCleanly(), "BYE-11", "the target exits with status 0 after stop()",
+              p->status());
+    }
+  }
+}
+
 }  // namespace
 
 void goodbyeCases(kj::Vector<CaseSpec>& out) {
@@ -247,6 +267,9 @@ void goodbyeCases(kj::Vector<CaseSpec>& out) {
        receiverAnswersBeforeClosing);
   out.add(spec("bye/BYE-11/1", "BYE-11", Role::responder, "Goodbye{shutdown} reaches every session",
                goodbyeToEveryone, stops));
+  out.add(spec("bye/BYE-11/2", "BYE-11", Role::responder,
+               "Control.stop(): Goodbye{shutdown}, a close, and a clean exit", goodbyeOnControlStop,
+               stops | need::control));
 }
 
 }  // namespace shoal::conformance::cases

@@ -247,13 +247,15 @@ void badDeltaResyncs(Trial& t, bool bothLists) {
     auto s1 = summaryOf(items, 4, 1);
     KJ_IF_MAYBE (get, targetGetLibrary(t, *c)) {
       c->send(snapshotPage(get->root().getGetLibrary().getId(), s1, 0, true, items));
-      c->send(libraryChangedFrame(summaryOf(nullptr, 4, 2)));
+      // The new summary is what applying the bad delta loosely would give (x-item kept), so
+      // only the delta's own fault can make the target resync, not a digest mismatch ([LIB-14]).
+      c->send(libraryChangedFrame(summaryOf(items, 4, 2)));
       KJ_IF_MAYBE (next, targetGetLibrary(t, *c)) {
         auto frame = codec::newFrame();
         auto d = codec::rootOf(*frame).initLibraryDelta();
         d.setId(next->root().getGetLibrary().getId());
         d.setFromRev(1);
-        summaryOf(nullptr, 4, 2).toWire(d.initSummary());
+        summaryOf(items, 4, 2).toWire(d.initSummary());
         d.setLast(true);
         if (bothLists) {
           codec::fillItemEntry(d.initUpserts(1)[0], emptyItem("x-item"));

@@ -155,14 +155,19 @@ bool Process::exitedCleanly() const {
 bool Process::stop(kj::Duration grace) {
   if (!running()) return true;
   ::kill(-id, SIGTERM);
+  if (waitExit(grace)) return true;
+  kill();
+  return false;
+}
+
+bool Process::waitExit(kj::Duration limit) {
   // Bounded polling: the harness has no event for a child's exit on a worker thread.
   struct timespec pause = {0, 10 * 1000 * 1000};
-  for (auto waited = 0 * kj::MILLISECONDS; waited < grace; waited += 10 * kj::MILLISECONDS) {
+  for (auto waited = 0 * kj::MILLISECONDS; waited < limit; waited += 10 * kj::MILLISECONDS) {
     if (!running()) return true;
     nanosleep(&pause, nullptr);
   }
-  kill();
-  return false;
+  return !running();
 }
 
 void Process::terminate() {

@@ -466,6 +466,10 @@ kj::Promise<TlsResult> tlsAccept(kj::Own<kj::AsyncIoStream> stream, const Identi
   return start(kj::mv(stream), true, identity, profile);
 }
 
+kj::String alertName(TlsAlert alert) {
+  return kj::str(gnutls_alert_get_name(static_cast<gnutls_alert_description_t>(alert)));
+}
+
 void initTls() {
   // Reference counted; GnuTLS 3.7 also initializes itself when loaded. Never released: the
   // harness uses TLS until it exits.

@@ -464,9 +464,9 @@ kj::Maybe<ControlClient&> Trial::control() {
   return nullptr;
 }
 
-bool Trial::stopTarget() {
+bool Trial::stopTarget(bool viaControl) {
   if (failed()) return false;
-  KJ_IF_MAYBE (p, env.process) {
+  KJ_IF_MAYBE (p, viaControl ? nullptr : env.process) {
     log.add(timer().now(), 0, EntryKind::control, kj::str("SIGTERM to the target"));
     p->terminate();
     return true;

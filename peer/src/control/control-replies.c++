@@ -1,5 +1,6 @@
 #include <shoal/peer/control/control-replies.h>
 
+#include <shoal/peer/mutant.h>
 #include <shoal/peer/runtime/event-fields.h>
 
 namespace shoal::peer {
@@ -8,7 +9,8 @@ void fillStatus(const Runtime& runtime, control::Status::Builder status) {
   auto& config = runtime.configuration();
   auto& library = runtime.localLibrary();
   auto facts = runtime.facts();
-  status.setPeerId(formatPeerId(runtime.id()));
+  auto id = runtime.id();
+  status.setPeerId(isMutant(Mutant::controlIdHex) ? codec::toHex(id) : formatPeerId(id));
   status.setName(config.name);
   KJ_IF_MAYBE (address, facts.listen) {
     status.setListen(*address);

@@ -5,6 +5,7 @@
 #include <kj/debug.h>
 #include <shoal/codec/frame.h>
 #include <shoal/codec/manifest.h>
+#include <shoal/peer/mutant.h>
 
 namespace shoal::peer::library {
 
@@ -93,7 +94,7 @@ bool Library::publish() {
   listed = next.releaseAsArray();
   if (!first && changes.size() == 0) return false;
 
-  ++current.rev;
+  current.rev += first || !isMutant(Mutant::revSkips) ? 1 : 2;
   current.digest = digestOf(listed);
   if (!first) {
     // Nobody can hold rev 0, so the first revision needs no history.
@@ -116,7 +117,8 @@ bool Library::canDelta(uint64_t sinceRev) const {
 
 LibraryAnswer Library::answer(uint64_t sinceEpoch, uint64_t sinceRev) const {
   KJ_ASSERT(isPublished(), "GetLibrary answered before the first scan was published");
-  if (sinceEpoch == current.epoch && canDelta(sinceRev)) return delta(sinceRev);
+  bool snapshot = isMutant(Mutant::snapshotWhenCurrent);
+  if (sinceEpoch == current.epoch && canDelta(sinceRev) && !snapshot) return delta(sinceRev);
   return {LibraryAnswer::Kind::snapshot, current, 0, KJ_MAP(i, listed){return i->addRef();
 }
 , nullptr
@@ -138,7 +140,7 @@ LibraryAnswer Library::delta(uint64_t sinceRev) const {
   kj::Vector<kj::String> removals;
   for (auto& entry : existedAtSince) {
     KJ_IF_MAYBE (item, lookup(listed, entry.key)) {
-      upserts.add((*item)->addRef());
+      if (!isMutant(Mutant::deltaMissesUpserts)) upserts.add((*item)->addRef());
     } else if (entry.value) {
       removals.add(kj::str(entry.key));
     }
@@ -223,7 +225,8 @@ kj::Array<Page> snapshotPages(uint64_t id, const LibraryAnswer& a, uint32_t maxF
     size_t end = pack(next, items.size(), room, kListTagBytes, sizeOf);
     KJ_REQUIRE(end > next || items.size() == 0, "maxFrameBytes too small for one item");
     auto page = newPage(maxFrameBytes - room);
-    auto s = snapshotHeader(*page, id, a, uint32_t(pages.size()));
+    bool skip = isMutant(Mutant::pagingSkipsPage) && pages.size() > 0;
+    auto s = snapshotHeader(*page, id, a, uint32_t(pages.size() + skip));
     s.setLast(end == items.size());
     auto list = s.initItems(kj::uint(end - next));
     for (size_t i = next; i < end; ++i)

@@ -18,6 +18,7 @@
 #include <shoal/codec/path.h>
 #include <shoal/codec/text.h>
 #include <shoal/peer/library/beneath.h>
+#include <shoal/peer/mutant.h>
 
 namespace shoal::peer::library {
 
@@ -197,7 +198,8 @@ ScanResult Scanner::run(kj::StringPtr root) {
   cache.beginScan();
   for (auto& name : names) {
     if (stopping()) break;
-    if (name.startsWith(".")) continue;  // dot-folders (our .shoal among them) are not items
+    // Dot-folders (our .shoal among them) are not items.
+    if (name.startsWith(".") && !isMutant(Mutant::listsDotFolders)) continue;
     struct stat st;
     if (fstatat(rootFd, name.cStr(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone meanwhile
     if (!S_ISDIR(st.st_mode)) {
@@ -461,7 +463,8 @@ RangeOutcome::Kind Scanner::readRange(int fd, RangeJob& job, const struct stat& 
     }
     for (size_t c = 0; c < size_t(got); c += chunkSize) {
       if (stopRaised()) return RangeOutcome::notRun;
-      digests.add(codec::sha256(buffer.slice(c, kj::min(c + chunkSize, size_t(got)))));
+      size_t end = kj::min(c + chunkSize, size_t(got)) - isMutant(Mutant::wrongChunkHash);
+      digests.add(codec::sha256(buffer.slice(c, end)));
     }
     progress->bytesHashed.fetch_add(uint64_t(got), std::memory_order_relaxed);
     if (size_t(got) < want) return RangeOutcome::changed;  // shrank while read

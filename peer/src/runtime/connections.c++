@@ -2,6 +2,7 @@
 // peer table), and the library sync of each peer.
 #include <kj/debug.h>
 #include <shoal/codec/frames.h>
+#include <shoal/peer/mutant.h>
 
 #include <shoal/peer/runtime/event-fields.h>
 
@@ -152,9 +153,9 @@ void Runtime::emitHandshakeFailed(ReportThrottle<HandshakeFailure>::Report repor
 }
 
 bool Runtime::isAllowed(const PeerId& peer) const {
-  if (config.trust == TrustMode::open) return true;
+  if (config.trust == TrustMode::open || isMutant(Mutant::trustAnyone)) return true;
   for (auto& allowed : config.allow) {
-    if (allowed == peer) return true;
+    if (allowed == peer && !isMutant(Mutant::pinnedRejectsAll)) return true;
   }
   return false;
 }
@@ -201,7 +202,8 @@ kj::Maybe<Rejection> Runtime::onHello(const RemotePeer& peer) {
   if (!isAllowed(peer.id)) {
     return Rejection{wire::ErrorCode::UNTRUSTED, kj::str("this peer is not on the allow list")};
   }
-  if (peers.size() >= config.maxConnections && peers.find(peer.id) == nullptr) {
+  bool unlimited = isMutant(Mutant::noMaxConnections);
+  if (peers.size() >= config.maxConnections && peers.find(peer.id) == nullptr && !unlimited) {
     return Rejection{wire::ErrorCode::BUSY, kj::str(peers.size(), " peers connected, the limit is ",
                                                     config.maxConnections)};
   }

@@ -3,6 +3,7 @@
 #include <kj/debug.h>
 #include <shoal/codec/frames.h>
 #include <shoal/codec/validate.h>
+#include <shoal/peer/mutant.h>
 
 namespace shoal::peer {
 
@@ -105,6 +106,7 @@ SessionCore::SessionCore(Role role, const SessionConfig& config, LocalPeer local
       currentState(role == Role::initiator ? State::awaitingHelloAck : State::awaitingHello),
       handshakeDeadline(now + config.handshakeTimeout),
       lastReceived(now) {
+  if (isMutant(Mutant::talksFirst)) send(codec::pingFrame(1));
   if (role == Role::initiator) sendHello();
 }
 
@@ -166,6 +168,7 @@ void SessionCore::sendError(uint64_t id, wire::ErrorCode code, kj::StringPtr mes
 void SessionCore::protocolError(kj::StringPtr message, wire::ErrorCode code) {
   if (currentState == State::closed) return;
   sendError(0, code, message, 0);
+  if (isMutant(Mutant::talksAfterError)) send(codec::pingFrame(1));
   close(CloseReason::protocolError, message);
 }
 
@@ -212,6 +215,7 @@ void SessionCore::abort(wire::ErrorCode code, kj::StringPtr message) {
 template <typename Builder>
 void SessionCore::introduce(Builder out, kj::ArrayPtr<const kj::String> features) const {
   out.setPeerId(local.id.asBytes());
+  if (isMutant(Mutant::wrongOwnId)) out.getPeerId()[0] ^= 1;
   out.setName(local.name);
   auto list = out.initFeatures(features.size());
   for (auto i : kj::indices(features))
@@ -221,7 +225,13 @@ void SessionCore::introduce(Builder out, kj::ArrayPtr<const kj::String> features
   limits.setMaxFrameBytes(config.limits.maxFrameBytes);
   limits.setMaxInFlight(config.maxInFlight);
   limits.setMaxChunkBytes(config.limits.maxChunkBytes);
+  if (isMutant(Mutant::announcesSmallFrames)) limits.setMaxFrameBytes(codec::kMinFrameBytes - 1);
+  if (isMutant(Mutant::chunkLimitAboveFrames)) {
+    limits.setMaxChunkBytes(config.limits.maxFrameBytes + 1);
+  }
+  if (isMutant(Mutant::epochZero)) out.getLibrary().setEpoch(0);
   out.setInstanceId(local.instanceId);
+  if (isMutant(Mutant::instancePerSession)) out.setInstanceId(reinterpret_cast<uintptr_t>(this));
 }
 
 // The other side as its Hello or HelloAck introduced it; features already intersected with ours.
@@ -243,14 +253,14 @@ void SessionCore::sendHello() {
   auto frame = codec::newFrame();
   auto hello = rootOf(*frame).initHello();
   hello.setVersionMin(config.versionMin);
-  hello.setVersionMax(config.versionMax);
+  hello.setVersionMax(config.versionMax + isMutant(Mutant::wrongVersionRange));
   introduce(hello, local.features);
   send(kj::mv(frame));
 }
 
 bool SessionCore::identityMatches(const PeerId& claimed, kj::StringPtr field) {
   KJ_IF_MAYBE (proven, authenticated) {
-    if (*proven != claimed) {
+    if (*proven != claimed && !isMutant(Mutant::skipHelloIdCheck)) {
       auto message = kj::str(field, " claims peer id ", codec::toHex(claimed).slice(0, 16),
                              "… but the TLS key is ", codec::toHex(*proven).slice(0, 16), "…");
       if (role == Role::responder) {
@@ -274,6 +284,7 @@ bool SessionCore::identityMatches(const PeerId& claimed, kj::StringPtr field) {
 
 void SessionCore::onHello(wire::Hello::Reader hello) {
   uint16_t chosen = kj::min(hello.getVersionMax(), config.versionMax);
+  if (isMutant(Mutant::ackHighestVersion)) chosen = hello.getVersionMax();
   if (chosen < kj::max(hello.getVersionMin(), config.versionMin)) {
     rejectHello(wire::ErrorCode::UNSUPPORTED_VERSION,
                 kj::str("no common version: we speak ", config.versionMin, "..", config.versionMax,
@@ -293,6 +304,7 @@ void SessionCore::acceptHello(kj::TimePoint now) {
   auto ack = rootOf(*frame).initHelloAck();
   ack.setVersion(remote.version);
   introduce(ack, remote.features);  // [FR-18]: exactly the common features
+  if (isMutant(Mutant::ackUnofferedFeature)) ack.initFeatures(1).set(0, "unoffered");
   send(kj::mv(frame));
   lastReceived = now;
   established();
@@ -305,14 +317,15 @@ void SessionCore::rejectHello(wire::ErrorCode code, kj::StringPtr message) {
   reject.setCode(code);
   reject.setMessage(codec::sanitizeText(message, codec::kMaxMessageBytes));
   reject.setVersionMin(config.versionMin);
-  reject.setVersionMax(config.versionMax);
+  reject.setVersionMax(config.versionMax + isMutant(Mutant::wrongVersionRange));
   send(kj::mv(frame));
   close(CloseReason::rejected, message);
 }
 
 void SessionCore::onHelloAck(wire::HelloAck::Reader ack) {
   uint16_t version = ack.getVersion();
-  if (version < config.versionMin || version > config.versionMax) {
+  bool anyVersion = isMutant(Mutant::helloAckVersionUnchecked);
+  if ((version < config.versionMin || version > config.versionMax) && !anyVersion) {
     close(CloseReason::protocolError,  // [HS-10]: no further frame
           kj::str("HelloAck chose version ", version, ", we speak ", config.versionMin, "..",
                   config.versionMax));
@@ -333,14 +346,17 @@ void SessionCore::established() {
 
 void SessionCore::onFrame(codec::InboundFrame frame, kj::TimePoint now) {
   if (currentState == State::closed) return;
-  lastReceived = now;
-  pingSent = false;
   auto root = frame.root();
   auto kind = root.which();
+  if (!(isMutant(Mutant::cancelNotAlive) && kind == Which::CANCEL)) {
+    lastReceived = now;
+    pingSent = false;
+  }
 
   // [HS-3]/[HS-4]: before the handshake only a connection-level Error (id 0) ends it quietly;
   // an Error with an id falls through to "expected Hello/HelloAck" below.
-  if (!isEstablished() && kind == Which::ERROR && root.getError().getId() == 0) {
+  if (!isEstablished() && kind == Which::ERROR && root.getError().getId() == 0 &&
+      !isMutant(Mutant::errorNotFatal)) {
     onPeerError(root.getError());
     return;
   }
@@ -352,7 +368,10 @@ void SessionCore::onFrame(codec::InboundFrame frame, kj::TimePoint now) {
   switch (kind) {
     case Which::HELLO:
     case Which::HELLO_ACK:
-    case Which::REJECT: protocolError(kj::str(codec::name(kind), " after the handshake")); break;
+    case Which::REJECT:
+      if (isMutant(Mutant::secondHelloIgnored)) break;
+      protocolError(kj::str(codec::name(kind), " after the handshake"));
+      break;
     case Which::ANNOUNCE:
       protocolError("Announce is a discovery datagram, not a stream frame");
       break;
@@ -360,8 +379,14 @@ void SessionCore::onFrame(codec::InboundFrame frame, kj::TimePoint now) {
     case Which::GET_MANIFEST:
     case Which::GET_CHUNK: onRequest(kj::mv(frame)); break;
     case Which::CANCEL: onCancel(root.getCancel().getId()); break;
-    case Which::PING: send(codec::pongFrame(root.getPing().getNonce())); break;
-    case Which::PONG: break;  // any frame proves liveness; the nonce adds nothing
+    case Which::PING:
+      if (isMutant(Mutant::noPong)) break;
+      if (isMutant(Mutant::noPongDraining) && currentState == State::draining) break;
+      send(codec::pongFrame(root.getPing().getNonce()));
+      break;
+    case Which::PONG:  // any frame proves liveness; the nonce adds nothing
+      if (isMutant(Mutant::unmatchedPongFatal)) protocolError("unexpected Pong");
+      break;
     case Which::LIBRARY_CHANGED:
       events.add(
           event::LibraryChanged{codec::Summary::fromWire(root.getLibraryChanged().getSummary())});
@@ -369,7 +394,7 @@ void SessionCore::onFrame(codec::InboundFrame frame, kj::TimePoint now) {
     case Which::GOODBYE: onGoodbye(root.getGoodbye(), now); break;
     case Which::ERROR:
       if (root.getError().getId() == 0) {
-        onPeerError(root.getError());
+        if (!isMutant(Mutant::errorNotFatal)) onPeerError(root.getError());
         break;
       }
       onAnswer(kj::mv(frame));
@@ -437,6 +462,7 @@ void SessionCore::onDecodeFailure(codec::Failure failure, kj::TimePoint now) {
       return;
     }
   }
+  if (isMutant(Mutant::ignoreBadFrames)) return;
   protocolError(failure.message, codec::toWireCode(failure.error));
 }
 
@@ -457,24 +483,26 @@ void SessionCore::onTransportError(kj::StringPtr description) {
 void SessionCore::onTick(kj::TimePoint now) {
   if (currentState == State::closed) return;
   if (!isEstablished()) {
-    if (now >= handshakeDeadline) {
+    if (now >= handshakeDeadline && !isMutant(Mutant::noHandshakeTimeout)) {
       close(CloseReason::handshakeTimeout,
             kj::str("no handshake within ", config.handshakeTimeout / kj::MILLISECONDS, " ms"));
     }
     return;
   }
   KJ_IF_MAYBE (deadline, drainDeadline) {
-    if (now >= *deadline) {
+    if (now >= *deadline && !isMutant(Mutant::noDrainDeadline)) {
       close(CloseReason::drainTimeout, "the Goodbye drain did not finish in time");
       return;
     }
   }
-  if (now - lastReceived >= config.deadTimeout) {
+  if (now - lastReceived >= config.deadTimeout && !isMutant(Mutant::noDeadTimeout)) {
     close(CloseReason::deadTimeout,
           kj::str("nothing received for ", (now - lastReceived) / kj::MILLISECONDS, " ms"));
-  } else if (!pingSent && now - lastReceived >= config.idleTimeout) {
+  } else if (!pingSent && now - lastReceived >= config.idleTimeout &&
+             !isMutant(Mutant::noIdlePing)) {
     pingSent = true;
     send(codec::pingFrame(++pingNonce));
+    if (isMutant(Mutant::doublePing)) send(codec::pingFrame(++pingNonce));
   }
 }
 
@@ -482,7 +510,8 @@ void SessionCore::onTick(kj::TimePoint now) {
 
 void SessionCore::onRequest(codec::InboundFrame frame) {
   uint64_t id = codec::requestIdOf(frame.root());
-  if (id <= lastIncomingId) {
+  bool reuseOk = isMutant(Mutant::acceptReusedId) && incoming.find(id) == nullptr;
+  if (id <= lastIncomingId && !reuseOk) {
     protocolError(kj::str("request id ", id, " not above ", lastIncomingId));
     return;
   }
@@ -496,6 +525,7 @@ void SessionCore::onRequest(codec::InboundFrame frame) {
     sendError(id, wire::ErrorCode::BUSY,
               kj::str(incoming.size(), " requests in flight, the limit is ", config.maxInFlight),
               config.busyRetryAfterMs);
+    if (isMutant(Mutant::busyThenClose)) close(CloseReason::local, "busy");
     return;
   }
   incoming.insert(id, Incoming{frame.kind()});
@@ -503,7 +533,10 @@ void SessionCore::onRequest(codec::InboundFrame frame) {
 }
 
 void SessionCore::onCancel(uint64_t id) {
-  if (incoming.find(id) == nullptr) return;  // unknown or already answered: ignored
+  if (incoming.find(id) == nullptr) {  // unknown or already answered: ignored
+    if (isMutant(Mutant::cancelUnknownFatal)) protocolError(kj::str("Cancel of unknown id ", id));
+    return;
+  }
   incoming.erase(id);
   sendError(id, wire::ErrorCode::CANCELLED, "cancelled by the requester", 0);
   events.add(event::RequestCancelled{id});
@@ -512,7 +545,14 @@ void SessionCore::onCancel(uint64_t id) {
 bool SessionCore::answer(uint64_t id, kj::Own<capnp::MessageBuilder> frame, bool terminal) {
   if (currentState == State::closed || incoming.find(id) == nullptr) return false;
   KJ_DASSERT(codec::requestIdOf(rootOf(*frame)) == id, "answer frame carries another id");
+  if (isMutant(Mutant::wrongAnswerId)) codec::setRequestId(rootOf(*frame), id + 1);
+  if (isMutant(Mutant::errorCodeOutsideTable) && rootOf(*frame).isError()) {
+    rootOf(*frame).getError().setCode(static_cast<wire::ErrorCode>(200));
+  }
   send(kj::mv(frame));
+  if (terminal && isMutant(Mutant::answerTwice)) {
+    send(codec::errorFrame(id, wire::ErrorCode::INTERNAL, "again"));
+  }
   if (terminal) {
     incoming.erase(id);
     checkDrained();
@@ -528,7 +568,7 @@ bool SessionCore::answerError(uint64_t id, wire::ErrorCode code, kj::StringPtr m
 // --- our requests -------------------------------------------------------------------------------
 
 uint64_t SessionCore::request(kj::Own<capnp::MessageBuilder> frame) {
-  uint64_t id = ++lastOutgoingId;
+  uint64_t id = isMutant(Mutant::ownIdsRepeat) ? (lastOutgoingId = 1) : ++lastOutgoingId;
   auto root = rootOf(*frame);
   KJ_ASSERT(codec::isRequest(root.which()), "request() takes GetLibrary, GetManifest or GetChunk");
   codec::setRequestId(root, id);
@@ -580,6 +620,11 @@ void SessionCore::onAnswer(codec::InboundFrame frame) {
     if (kind == Which::ERROR) {
       bool cancelled = out->cancelled;
       outgoing.erase(id);
+      if (isMutant(Mutant::requestErrorFatal)) return protocolError("a request failed");
+      if (isMutant(Mutant::unknownCodeFatal) &&
+          root.getError().getCode() > wire::ErrorCode::INTERNAL) {
+        return protocolError("unknown error code");
+      }
       if (!cancelled) {
         auto error = root.getError();
         events.add(event::RequestFailed{id, error.getCode(), kj::heapString(error.getMessage()),
@@ -588,17 +633,17 @@ void SessionCore::onAnswer(codec::InboundFrame frame) {
       pump();
       return;
     }
-    if (!answers(out->kind, kind)) {
+    if (!answers(out->kind, kind) && !isMutant(Mutant::pagesUnchecked)) {
       protocolError(kj::str(codec::name(out->kind), " ", id, " answered with ", codec::name(kind)));
       return;
     }
     auto page = pageOf(root);
-    if (page.number != out->nextPage) {
+    if (page.number != out->nextPage && !isMutant(Mutant::pagesUnchecked)) {
       protocolError(kj::str("answer ", id, ": page ", page.number, ", expected ", out->nextPage));
       return;
     }
     KJ_IF_MAYBE (first, out->answerKind) {
-      if (*first != kind) {
+      if (*first != kind && !isMutant(Mutant::pagesUnchecked)) {
         protocolError(kj::str("answer ", id, " mixes snapshot and delta pages"));
         return;
       }
@@ -611,8 +656,10 @@ void SessionCore::onAnswer(codec::InboundFrame frame) {
       pump();
     }
     if (!cancelled) events.add(event::Response{id, kj::mv(frame), page.last});
-  } else if (id > lastSentId) {
+  } else if (id > lastSentId && !isMutant(Mutant::unknownAnswerIgnored)) {
     protocolError(kj::str("answer for request ", id, ", which was never sent"));
+  } else if (isMutant(Mutant::lateAnswerFatal)) {
+    protocolError(kj::str("late answer ", id));
   }
   // Otherwise: a late answer to a request already finished; ignored.
 }
@@ -622,15 +669,21 @@ void SessionCore::onAnswer(codec::InboundFrame frame) {
 
 void SessionCore::notifyLibraryChanged(const codec::Summary& summary) {
   local.library = summary;
-  if (currentState != State::established) return;
+  if (currentState != State::established || isMutant(Mutant::noLibraryChanged)) return;
   auto frame = codec::newFrame(32);
   summary.toWire(rootOf(*frame).initLibraryChanged().initSummary());
   send(kj::mv(frame));
 }
 
 void SessionCore::onGoodbye(wire::Goodbye::Reader goodbye, kj::TimePoint now) {
-  if (peerSaidGoodbye) return;  // a second Goodbye changes nothing
+  if (peerSaidGoodbye) {  // a second Goodbye changes nothing
+    if (isMutant(Mutant::secondGoodbyeFatal)) protocolError("a second Goodbye");
+    return;
+  }
   peerSaidGoodbye = true;
+  if (isMutant(Mutant::unknownCodeFatal) && goodbye.getReason() > wire::GoodbyeReason::OTHER) {
+    return protocolError("unknown Goodbye reason");
+  }
   uint64_t last = goodbye.getLastRequestId();
   events.add(
       event::GoodbyeReceived{goodbye.getReason(), kj::heapString(goodbye.getMessage()), last});
@@ -648,6 +701,7 @@ void SessionCore::onGoodbye(wire::Goodbye::Reader goodbye, kj::TimePoint now) {
   failQueued(wire::ErrorCode::SHUTTING_DOWN, "the peer said Goodbye");
   if (currentState == State::established) currentState = State::draining;
   if (drainDeadline == nullptr) drainDeadline = now + config.drainTimeout;
+  if (isMutant(Mutant::goodbyeClosesAtOnce)) close(CloseReason::goodbye, "Goodbye received");
 }
 
 void SessionCore::goodbye(wire::GoodbyeReason reason, kj::StringPtr message, kj::TimePoint now) {
@@ -660,8 +714,10 @@ void SessionCore::goodbye(wire::GoodbyeReason reason, kj::StringPtr message, kj:
     case State::draining: break;
   }
   if (goodbyeLastId != nullptr) return;
+  if (isMutant(Mutant::forgetGoodbye)) return close(CloseReason::local, message);
   goodbyeLastId = lastIncomingId;
-  send(codec::goodbyeFrame(reason, message, lastIncomingId));
+  auto last = lastIncomingId + 7 * isMutant(Mutant::goodbyeLastIdHigh);
+  send(codec::goodbyeFrame(reason, message, last));
   // We leave: our own requests are withdrawn so the peer stops working on them.
   for (auto& entry : outgoing) {
     if (!entry.value.cancelled) {

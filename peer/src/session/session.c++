@@ -2,6 +2,7 @@
 
 #include <kj/debug.h>
 #include <shoal/codec/validate.h>
+#include <shoal/peer/mutant.h>
 
 namespace shoal::peer {
 
@@ -15,6 +16,15 @@ bool sameDeadline(kj::Maybe<kj::TimePoint> a, kj::Maybe<kj::TimePoint> b) {
     return false;
   }
   return b == nullptr;
+}
+
+// What we read: our limits, unless a mutant loosens them.
+codec::Limits readLimits(codec::Limits limits) {
+  if (isMutant(Mutant::segmentsUnbounded)) limits.maxSegments = codec::kMaxSegmentsCeiling;
+  return limits;
+}
+uint32_t readLimit(uint32_t maxFrameBytes) {
+  return isMutant(Mutant::frameLimitSlack) ? 2 * maxFrameBytes : maxFrameBytes;
 }
 
 }  // namespace
@@ -67,12 +77,12 @@ Session::Session(kj::Own<Transport> transportParam, Role role, const SessionConf
       handler(handler),
       sessionGeneration(generation),
       core(role, config, kj::mv(local), transport->peerId(), startedAt),
-      reader(transport->stream(), config.limits),
+      reader(transport->stream(), readLimits(config.limits)),
       // Until the peer announces its limit, frames stay within the protocol minimum.
       writer(transport->stream(), codec::kMinFrameBytes) {
   // [FR-9]: until the handshake completes nothing larger is read either, so a 4 MiB "Hello" is
   // refused from its segment table instead of being read in full.
-  reader.setMaxFrameBytes(codec::kMinFrameBytes);
+  reader.setMaxFrameBytes(readLimit(codec::kMinFrameBytes));
 }
 
 Session::~Session() noexcept(false) {
@@ -164,7 +174,7 @@ void Session::dispatch(SessionEvent& event) {
     }
     KJ_CASE_ONEOF(established, event::Established) {
       writer.setMaxFrameBytes(established.peer.maxFrameBytes);
-      reader.setMaxFrameBytes(config.limits.maxFrameBytes);
+      reader.setMaxFrameBytes(readLimit(config.limits.maxFrameBytes));
       handler.onEstablished(*this);
     }
     KJ_CASE_ONEOF(rejected, event::Rejected) {

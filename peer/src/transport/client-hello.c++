@@ -1,5 +1,6 @@
 #include <shoal/peer/transport/client-hello.h>
 
+#include <shoal/peer/mutant.h>
 #include <shoal/peer/transport/tls.h>
 
 namespace shoal::peer::tls {
@@ -49,7 +50,8 @@ int ClientHelloOffer::onExtension(void* context, unsigned type, const unsigned c
 }
 
 kj::Maybe<Refusal> refusalOf(const ClientHelloOffer& offer) {
-  if (!offer.tls13) return Refusal{"the peer does not offer TLS 1.3", GNUTLS_A_PROTOCOL_VERSION};
+  if (!offer.tls13 && !isMutant(Mutant::tls12Allowed))
+    return Refusal{"the peer does not offer TLS 1.3", GNUTLS_A_PROTOCOL_VERSION};
   if (!offer.rawKeyFromServer) {
     return Refusal{"the peer does not accept a raw public key", GNUTLS_A_UNSUPPORTED_CERTIFICATE};
   }
@@ -57,7 +59,7 @@ kj::Maybe<Refusal> refusalOf(const ClientHelloOffer& offer) {
     return Refusal{"the peer offers a certificate, not a raw public key",
                    GNUTLS_A_UNSUPPORTED_CERTIFICATE};
   }
-  if (!offer.shoalAlpn) {
+  if (!offer.shoalAlpn && !isMutant(Mutant::alpnOptional)) {
     return Refusal{"the peer did not negotiate ALPN shoal/1", GNUTLS_A_NO_APPLICATION_PROTOCOL};
   }
   return nullptr;

@@ -13,6 +13,7 @@
 #include <kj/debug.h>
 #include <kj/encoding.h>
 #include <kj/io.h>
+#include <shoal/peer/mutant.h>
 
 namespace shoal::peer {
 
@@ -30,7 +31,7 @@ constexpr size_t kPrintGroup = 7;
 
 int valueOf(char c) {
   if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a';
+  if (c >= 'a' && c <= 'z' && !isMutant(Mutant::idParserCaseSensitive)) return c - 'a';
   if (c >= '2' && c <= '7') return c - '2' + 26;
   return -1;
 }
@@ -93,7 +94,8 @@ kj::Maybe<PeerId> parsePeerId(kj::StringPtr text) {
   kj::byte values[kDataChars];
   for (size_t g = 0; g < kGroups; ++g) {
     const kj::byte* group = checked + g * (kGroupChars + 1);
-    if (luhn32(group, kGroupChars) != group[kGroupChars]) return nullptr;
+    bool lenient = isMutant(Mutant::lenientIdParser);
+    if (luhn32(group, kGroupChars) != group[kGroupChars] && !lenient) return nullptr;
     memcpy(values + g * kGroupChars, group, kGroupChars);
   }
 

@@ -8,6 +8,7 @@
 #include <kj/debug.h>
 #include <kj/refcount.h>
 #include <kj/vector.h>
+#include <shoal/peer/mutant.h>
 #include <shoal/peer/transport/client-hello.h>
 
 namespace shoal::peer {
@@ -81,7 +82,9 @@ struct TlsContext::Shared final : public kj::AtomicRefcounted {
           "loading the raw key pair");
     gnutls_certificate_set_verify_function(credentials, &verifyPeerKey);
     const char* error = nullptr;
-    int rc = gnutls_priority_init2(&priority, kTlsPriority.cStr(), &error, 0);
+    auto text = isMutant(Mutant::tls12Allowed) ? kj::str(kTlsPriority, ":+VERS-TLS1.2")
+                                               : kj::str(kTlsPriority);
+    int rc = gnutls_priority_init2(&priority, text.cStr(), &error, 0);
     KJ_ASSERT(rc >= 0, "bad GnuTLS priority string", gnutls_strerror(rc), error);
   }
   ~Shared() noexcept(false) { release(); }
@@ -476,7 +479,7 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
       if (!gnutls_error_is_fatal(rc)) continue;  // e.g. a warning alert
       bool gone = innerEof || rc == GNUTLS_E_PREMATURE_TERMINATION;
       auto reason = reasonFor(s.session, rc);
-      if (!gone && rc != GNUTLS_E_FATAL_ALERT_RECEIVED) {
+      if (!gone && rc != GNUTLS_E_FATAL_ALERT_RECEIVED && !isMutant(Mutant::noTlsAlert)) {
         KJ_IF_MAYBE (r, refusal) {
           reason = kj::str(r->why);
           gnutls_alert_send(s.session, GNUTLS_AL_FATAL, r->alert);
@@ -510,6 +513,7 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
 
   static bool negotiatedAlpn(gnutls_session_t session) {
     gnutls_datum_t alpn;
+    if (isMutant(Mutant::alpnOptional)) return true;
     return gnutls_alpn_get_selected_protocol(session, &alpn) >= 0 &&
            alpn.size == kAlpnProtocol.size() &&
            memcmp(alpn.data, kAlpnProtocol.begin(), alpn.size) == 0;
@@ -543,7 +547,8 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
   // After the handshake: what the callbacks above decided must hold. A failure here is a
   // GnuTLS path that skipped them; refuse all the same.
   kj::Maybe<Refusal> checkNegotiated() {
-    if (gnutls_protocol_get_version(s.session) != GNUTLS_TLS1_3) {
+    if (gnutls_protocol_get_version(s.session) != GNUTLS_TLS1_3 &&
+        !isMutant(Mutant::tls12Allowed)) {
       return Refusal{"negotiated a version other than TLS 1.3", GNUTLS_A_PROTOCOL_VERSION};
     }
     if (!negotiatedAlpn(s.session)) {
@@ -555,7 +560,7 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
 
   kj::Promise<void> verifyPeer() {
     KJ_IF_MAYBE (r, checkNegotiated()) {
-      gnutls_alert_send(s.session, GNUTLS_AL_FATAL, r->alert);
+      if (!isMutant(Mutant::noTlsAlert)) gnutls_alert_send(s.session, GNUTLS_AL_FATAL, r->alert);
       return failAfterAlert(KJ_EXCEPTION(FAILED, kj::str(kHandshakeFailed, r->why)));
     }
     return kj::READY_NOW;
@@ -639,7 +644,7 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
     int rc;
     do {
       // Our push never blocks, so GnuTLS queues the alert at once.
-      rc = gnutls_bye(s.session, GNUTLS_SHUT_WR);
+      rc = isMutant(Mutant::noCloseNotify) ? 0 : gnutls_bye(s.session, GNUTLS_SHUT_WR);
     } while (rc == GNUTLS_E_INTERRUPTED);
     if (rc < 0 && rc != GNUTLS_E_AGAIN) {
       KJ_IF_MAYBE (e, outbox.failure()) {

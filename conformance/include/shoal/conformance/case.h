@@ -171,8 +171,9 @@ class Trial {
   // --- the target itself -----------------------------------------------------------------------
   // One control API client for the trial; UNIMPLEMENTED when the target has none.
   kj::Maybe<ControlClient&> control();
-  // Stops the target: SIGTERM to a launched one, else control stop(). Does not wait.
-  bool stopTarget();
+  // Stops the target: SIGTERM to a launched one (unless `viaControl`), else control stop(). Does
+  // not wait for it to end.
+  bool stopTarget(bool viaControl = false);
   kj::Maybe<Process&> process() { return env.process; }
 
   // --- results ---------------------------------------------------------------------------------

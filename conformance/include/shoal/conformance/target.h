@@ -49,6 +49,8 @@ class Process {
   // SIGTERM to the group, then waits up to `grace`; SIGKILL after that. Returns whether it ended
   // by itself within the grace time.
   bool stop(kj::Duration grace);
+  // Waits up to `limit` for it to end by itself; whether it did.
+  bool waitExit(kj::Duration limit);
   void kill();
   // SIGTERM to the group, without waiting.
   void terminate();

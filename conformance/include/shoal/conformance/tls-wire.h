@@ -105,6 +105,17 @@ kj::Promise<TlsResult> tlsConnect(kj::Own<kj::AsyncIoStream> stream, const Ident
 kj::Promise<TlsResult> tlsAccept(kj::Own<kj::AsyncIoStream> stream, const Identity& identity,
                                  const TlsProfile& profile);
 
+// TLS alert descriptions docs/protocol.md §2.6 names, and the name the harness reports an alert
+// by (TlsRefused::alert, AlertReceived::name).
+enum class TlsAlert : uint8_t {
+  badCertificate = 42,
+  unsupportedCertificate = 43,
+  protocolVersion = 70,
+  certificateRequired = 116,
+  noApplicationProtocol = 120,
+};
+kj::String alertName(TlsAlert alert);
+
 // Brings up GnuTLS once for the process (before worker threads start).
 void initTls();
 
