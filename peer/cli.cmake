@@ -47,3 +47,10 @@ add_test(NAME cli-download-crash-soak
   COMMAND ${CMAKE_COMMAND} -E env SHOAL_KILLS=100
     bash ${CMAKE_CURRENT_SOURCE_DIR}/test/cli/download-crash.sh $<TARGET_FILE:shoal>)
 set_tests_properties(cli-download-crash-soak PROPERTIES LABELS soak TIMEOUT 1800)
+
+# A source that corrupts every chunk (the test build's `--mutant corrupt-chunks`) beside an honest
+# one: reported, dropped at the fifth bad chunk, no corrupt byte ever in the partial file
+# (download-liar.sh; skipped, exit 77, in a build without fault switches).
+add_test(NAME cli-download-liar COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test/cli/download-liar.sh
+  $<TARGET_FILE:shoal>)
+set_tests_properties(cli-download-liar PROPERTIES LABELS unit TIMEOUT 300 SKIP_RETURN_CODE 77)
