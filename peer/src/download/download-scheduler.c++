@@ -306,6 +306,9 @@ void DownloadCore::dropSource(SourceKey key, Source& source, DropReason reason, 
 
 void DownloadCore::strike(SourceKey key, kj::StringPtr why) {
   KJ_IF_MAYBE (source, sources.find(key)) {
+    // Its answers still waiting for the writer when it was dropped may come back bad too: the
+    // drop already said so.
+    if (!source->usable) return;
     ++source->badChunks;
     events.add(event::BadChunk{key, source->info.peer, source->badChunks});
     if (source->badChunks >= limits.maxBadChunks) {
