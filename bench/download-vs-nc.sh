@@ -32,11 +32,12 @@ echo "bench" > "$item/README.txt"
 cp -al "$item" "$work/b/data"
 bytes="$(du -sb --apparent-size "$item" | cut -f1)"
 
+listening() { ss -ltn "sport = :$1" | grep -q LISTEN; }
 nc_copy() {  # ns to copy every file of the item through nc into tmpfs
   local port=$((20000 + RANDOM % 20000)) start
   nc -l 127.0.0.1 "$port" > "$work/nc.out" &
   local listener=$!
-  until_true 10 ss -ltn "sport = :$port" | grep -q LISTEN || fail "nc did not listen"
+  until_true 10 listening "$port" || fail "nc did not listen"
   start="$(now_ns)"
   cat "$item"/shards/* "$item/README.txt" | nc -N 127.0.0.1 "$port"
   wait "$listener"
@@ -70,7 +71,7 @@ shoal_get() {  # shoal_get MODE SOURCES: ns for `shoal get`
   serve gamma "$work/c" "${flags[@]}" "${peers[@]}"
   until_true 60 listed "$work/c" "$n" || fail "gamma never listed the item from $n sources"
   start="$(now_ns)"
-  "$shoal" get data --library "$work/c" > /dev/null || fail "shoal get failed"
+  "$shoal" get data --library "$work/c" > /dev/null 2>&1 || fail "shoal get failed"
   elapsed=$(( $(now_ns) - start ))
   cmp "$item/shards/part-1.bin" "$work/c/data/shards/part-1.bin" || fail "the copy differs"
   stop gamma "$work/c"
