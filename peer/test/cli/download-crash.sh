@@ -42,10 +42,7 @@ for i in $(seq 1 "$kills"); do
 done
 serve gamma "$work/c" --peer "127.0.0.1:$a_port" --peer "127.0.0.1:$b_port"
 until_true 30 lists_from game 2 || fail "gamma never saw game again"
-set +e
-"$shoal" get game --library "$work/c" --json > "$work/last.json" 2> "$work/last.err"; rc=$?
-set -e
-[ "$rc" -eq 0 ] || fail "the last get: exit $rc: $(cat "$work/last.err") $(tail -2 "$work/last.json")"
+get_expect 0 game "$work/c" last
 same_item "$work/a/game" "$work/c/game"
 echo "crash: $kills kills ($completed after the download had finished), the item byte-identical"
 
@@ -57,10 +54,7 @@ pids+=($!)
 pid_phi=$!
 until_true 20 grep -q '"started"' "$work/phi.json" || fail "phi did not start: $(cat "$work/phi.err")"
 until_true 30 lists_from game 1 "$work/f" || fail "phi never saw game"
-set +e
-"$shoal" get game --library "$work/f" --json > "$work/full.json" 2> "$work/full.err"; rc=$?
-set -e
-[ "$rc" -eq 3 ] || fail "get into a full disk: exit $rc, not 3: $(tail -2 "$work/full.json")"
+get_expect 3 game "$work/f" full
 [ "$(grep -c '"outcome":"failed"' "$work/full.json")" -eq 1 ] || fail "not one failure: $(cat "$work/full.json")"
 ended "$work/full.json" | grep -q 'big.bin.*File too large' || fail "unclear failure: $(ended "$work/full.json")"
 kill -0 "$pid_phi" || fail "phi died: $(tail -3 "$work/phi.err")"

@@ -55,10 +55,7 @@ total="$(total_bytes "$work/gone.json")"
 
 serve alpha2 "$work/a" --chunk-size "$chunk" --max-upload-rate "$rate" --listen "127.0.0.1:$a_port"
 until_true 30 lists_from game 1 "$work/d" || fail "delta never saw alpha again"
-set +e
-"$shoal" get game --library "$work/d" --json > "$work/resume.json" 2> "$work/resume.err"; rc=$?
-set -e
-[ "$rc" -eq 0 ] || fail "resume: exit $rc: $(cat "$work/resume.err") $(tail -2 "$work/resume.json")"
+get_expect 0 game "$work/d" resume
 same_item "$work/a/game" "$work/d/game"
 again="$(fetched "$work/resume.json")"
 missing=$((total - done_before))
@@ -86,10 +83,7 @@ grep -q '"downloads":\[\]' "$work/status.json" || fail "still listed: $(cat "$wo
 grep -q '"downloadTasks":0' "$work/status.json" || fail "tasks left: $(cat "$work/status.json")"
 [ ! -e "$work/e/game" ] || fail "a cancelled item is in the library"
 ls "$work"/e/.shoal/partial/*/progress > /dev/null || fail "the progress was not kept"
-set +e
-"$shoal" get game --library "$work/e" --json > "$work/after.json" 2> "$work/after.err"; rc=$?
-set -e
-[ "$rc" -eq 0 ] || fail "get after cancel: exit $rc: $(cat "$work/after.err")"
+get_expect 0 game "$work/e" after
 same_item "$work/a/game" "$work/e/game"
 echo "3. cancelled at $(field "$work/cancel.json" bytesDone) bytes, resumed: ok"
 

@@ -67,3 +67,14 @@ for s in json.loads(sys.stdin.read())["downloadEnded"].get("sources", []):
 
 # count EVENT FILE: how many EVENT events FILE holds.
 count() { grep -c "\"$1\"" "$2" || true; }
+
+# get_expect RC ITEM LIBRARY OUT: `shoal get ITEM --json` to its end (events in $work/OUT.json,
+# stderr in $work/OUT.err); the test fails unless it exits RC.
+get_expect() {
+  local want="$1" item="$2" lib="$3" out="$4" rc
+  set +e
+  "$shoal" get "$item" --library "$lib" --json > "$work/$out.json" 2> "$work/$out.err"; rc=$?
+  set -e
+  [ "$rc" -eq "$want" ] ||
+    fail "shoal get $item: exit $rc, not $want: $(cat "$work/$out.err") $(tail -2 "$work/$out.json")"
+}

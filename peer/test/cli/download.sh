@@ -30,10 +30,7 @@ start_sources game
 serve gamma "$work/c" --peer "127.0.0.1:$a_port" --peer "127.0.0.1:$b_port"
 until_true 30 lists_from game 2 || fail "gamma never saw game from both sources"
 
-set +e
-"$shoal" get game --library "$work/c" --json > "$work/get.json" 2> "$work/get.err"; rc=$?
-set -e
-[ "$rc" -eq 0 ] || fail "shoal get: exit $rc: $(cat "$work/get.err") $(tail -3 "$work/get.json")"
+get_expect 0 game "$work/c" get
 ended "$work/get.json" | grep -q '"outcome":"finished"' || fail "no finished event: $(tail -3 "$work/get.json")"
 same_item "$work/a/game" "$work/c/game"
 [ "$(count downloadProgress "$work/get.json")" -ge 1 ] || fail "no progress event"
