@@ -256,15 +256,18 @@ def syncthing_scan(procs: Procs, work: str, folder: str) -> float:
     b = Syncthing(procs, work, "scan-peer")  # a device to share with; never started
     a.configure(folder, "sendonly", b)
     a.start()
+    since = [0]
+
+    def scanned():  # a long poll of its events: each call waits up to 5 s for new ones
+        for e in a.events(since[0], "StateChanged", 5):
+            since[0] = e["id"]
+            d = e["data"]
+            if d.get("folder") == "bench" and d.get("from") == "scanning":
+                return float(d["duration"])
+        return None
+
     try:
-        since, deadline = 0, time.monotonic() + 600
-        while time.monotonic() < deadline:
-            for e in a.events(since, "StateChanged", 5):
-                since = e["id"]
-                d = e["data"]
-                if d.get("folder") == "bench" and d.get("from") == "scanning":
-                    return float(d["duration"])
-        raise RuntimeError("syncthing never finished scanning")
+        return wait_until(scanned, 600, "syncthing never finished scanning", 0)
     finally:
         a.stop()
 
@@ -280,23 +283,22 @@ def syncthing_transfer(procs: Procs, work: str, source: str, target: str, total_
     started = time.monotonic()
     a.start()
     b.start()
+
+    def connected():
+        return b.rest("/rest/system/connections")["connections"].get(a.id, {}).get("connected")
+
+    def complete():
+        c = b.rest("/rest/db/completion?folder=bench")
+        # globalBytes counts 128 bytes per folder besides the files' bytes.
+        return (c["completion"] >= 100 and c["globalBytes"] >= total_bytes
+                and c["needBytes"] == 0 and c["needItems"] == 0)
+
     try:
-        connected = None
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:
-            if connected is None:
-                peer = b.rest("/rest/system/connections")["connections"].get(a.id, {})
-                if peer.get("connected"):
-                    connected = time.monotonic()
-            if connected is not None:
-                c = b.rest("/rest/db/completion?folder=bench")
-                # globalBytes counts 128 bytes per folder besides the files' bytes.
-                if (c["completion"] >= 100 and c["globalBytes"] >= total_bytes
-                        and c["needBytes"] == 0 and c["needItems"] == 0):
-                    done = time.monotonic()
-                    return _scan_seconds(a), done - connected, done - started
-            time.sleep(0.02)
-        raise RuntimeError("syncthing never completed")
+        wait_until(connected, 900, "syncthing never connected")
+        connected_at = time.monotonic()
+        wait_until(complete, 900, "syncthing never completed")
+        done = time.monotonic()
+        return _scan_seconds(a), done - connected_at, done - started
     finally:
         a.stop()
         b.stop()

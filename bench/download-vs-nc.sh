@@ -9,15 +9,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 shoal="${1:-$root/build/release/peer/shoal}"
 mib="${2:-1024}"
 command -v nc > /dev/null || { echo "needs nc (netcat-openbsd; ./dev setup installs it)" >&2; exit 1; }
-source "$root/peer/test/poll.sh"  # fail, until_true
+work_parent=/dev/shm  # the item and every copy in tmpfs
+source "$root/peer/test/cli/lib.sh"  # work, pids, cleanup, serve, port_of; poll.sh's fail, until_true
+source "$root/peer/test/cli/download-lib.sh"  # lists_from
 
-work="$(mktemp -d /dev/shm/shoal-bench-XXXXXX)"
-pids=()
-cleanup() {
-  for p in "${pids[@]:-}"; do kill -KILL "$p" 2> /dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
 now_ns() { date +%s%N; }
 rate() { python3 -c "import sys; print(f'{int(sys.argv[1]) * 1e9 / int(sys.argv[2]) / 1048576:.0f}')" "$1" "$2"; }  # BYTES NS -> MiB/s
 secs() { python3 -c "import sys; print(f'{int(sys.argv[1]) / 1e9:.2f}')" "$1"; }
@@ -45,31 +40,15 @@ nc_copy() {  # ns to copy every file of the item through nc into tmpfs
   rm -f "$work/nc.out"
 }
 
-serve() {  # serve NAME LIBRARY ARGS...
-  local name="$1" lib="$2"; shift 2
-  "$shoal" serve --library "$lib" --listen 127.0.0.1:0 --name "$name" --json "$@" \
-      > "$work/$name.json" 2> "$work/$name.err" &
-  pids+=($!)
-  eval "pid_$name=$!"
-  until_true 300 grep -q '"started"' "$work/$name.json" || fail "$name did not start: $(cat "$work/$name.err")"
-}
-port_of() { grep -o '"listen":"127.0.0.1:[0-9]*"' "$work/$1.json" | head -1 | grep -o '[0-9]*"$' | tr -d '"'; }
 stop() { local p="pid_$1"; "$shoal" stop --library "$2" > /dev/null; wait "${!p}" || true; }
-listed() {  # listed LIBRARY N: the item is listed by N peers
-  "$shoal" ls --library "$1" --json | python3 -c '
-import json, sys
-items = json.load(sys.stdin).get("items", [])
-sys.exit(0 if any(i["itemId"] == "data" and len(i.get("peers", [])) == int(sys.argv[1]) for i in items) else 1)' "$2"
-}
-
 shoal_get() {  # shoal_get MODE SOURCES: ns for `shoal get`
   local mode="$1" n="$2" flags=() peers=() start elapsed
   [ "$mode" = plaintext ] && flags=(--plaintext)
-  peers=(--peer "127.0.0.1:$(port_of alpha)")
-  [ "$n" -eq 2 ] && peers+=(--peer "127.0.0.1:$(port_of beta)")
+  peers=(--peer "127.0.0.1:$(port_of "$work/alpha.json")")
+  [ "$n" -eq 2 ] && peers+=(--peer "127.0.0.1:$(port_of "$work/beta.json")")
   rm -rf "$work/c" && mkdir -p "$work/c"
-  serve gamma "$work/c" "${flags[@]}" "${peers[@]}"
-  until_true 60 listed "$work/c" "$n" || fail "gamma never listed the item from $n sources"
+  serve --deadline 300 gamma "$work/c" "${flags[@]}" "${peers[@]}"
+  until_true 60 lists_from data "$n" "$work/c" || fail "gamma never listed the item from $n sources"
   start="$(now_ns)"
   "$shoal" get data --library "$work/c" > /dev/null 2>&1 || fail "shoal get failed"
   elapsed=$(( $(now_ns) - start ))
@@ -83,8 +62,8 @@ rows=()
 for mode in plaintext tls; do
   flags=()
   [ "$mode" = plaintext ] && flags=(--plaintext)
-  serve alpha "$work/a" "${flags[@]}"
-  serve beta "$work/b" "${flags[@]}"
+  serve --deadline 300 alpha "$work/a" "${flags[@]}"
+  serve --deadline 300 beta "$work/b" "${flags[@]}"
   for n in 1 2; do
     ns="$(shoal_get "$mode" "$n")"
     rows+=("| shoal get, $mode, $n source$([ "$n" -eq 2 ] && echo s) | $(secs "$ns") s | $(rate "$bytes" "$ns") MiB/s |")

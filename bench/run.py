@@ -172,7 +172,6 @@ class Bench:
         if out.returncode not in (0, 1):
             raise RuntimeError(out.stderr.strip()[-500:])
         result = json.loads(out.stdout.strip().splitlines()[-1])
-        result["downloads"] = 0  # "2 running downloads" needs `shoal get` (issue 8, wire)
         shutil.rmtree(folder, ignore_errors=True)
         return result
 
@@ -345,6 +344,15 @@ class Bench:
         for mode, flags in (("plain", ["--plaintext"]), ("tls", [])):
             secs = [self.get_from(sources[:1], "bulk", flags, total)[0] for _ in range(s.runs)]
             result[f"{mode}_gbps"] = rate(total, secs)
+        # The protocol's own overhead: chunks into a sink (no hashing, no disk) from the plaintext
+        # source still running, beside iperf3 into its sink, alternately.
+        port = self.served[(sources[0], ("--plaintext",))][1]
+        sink, raw = [], []
+        for _ in range(s.runs):
+            sink.append(self.sink(port, "bulk", total))
+            raw.append(baselines.iperf3(self.procs, total))
+        result["plain_sink_gbps"] = rate(total, sink)
+        result["raw_tcp_sink_gbps"] = summary(raw)
         shares = {}
         for n in (2, 3):
             runs = [self.get_from(sources[:n], "bulk", [], total) for _ in range(s.runs)]
@@ -435,6 +443,15 @@ class Bench:
             for lib in sources:
                 self.stop_serve(served.pop((lib, tuple(flags)))[0], lib)
         return elapsed, got
+
+    def sink(self, port: int, item: str, total: int) -> float:
+        """Seconds for shoal-bench-sink to pull every chunk of ITEM from the source at `port`."""
+        out = subprocess.run([self.tool("shoal-bench-sink"), f"127.0.0.1:{port}", item, "8"],
+                             check=True, capture_output=True, text=True, timeout=600).stdout
+        got = json.loads(out)
+        if got["bytes"] != total:
+            raise RuntimeError(f"shoal-bench-sink {item}: {got['bytes']} of {total} bytes")
+        return got["seconds"]
 
     def listed_by(self, lib: str, item: str) -> int:
         out = subprocess.run([self.tool("shoal"), "ls", "--library", lib, "--json"],

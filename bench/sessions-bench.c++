@@ -1,12 +1,15 @@
 // Many live sessions against one runtime (docs/benchmarks.md):
 //  shutdown ROUNDS SESSIONS DIR — a runtime (RuntimeHandle, library in DIR) with SESSIONS
-//    established sessions from a fleet on another thread: the time from shutdown() until
-//    waitStopped() returns, per round, and how many sessions received Goodbye.
+//    established sessions from a fleet on another thread and two downloads running from a source
+//    runtime (its uploads throttled so neither can finish first): the time from shutdown() until
+//    waitStopped() returns, per round, how many sessions received Goodbye (the fleet's and the
+//    source's) and whether both downloads were still running when the clock started.
 //  hold ADDRESS SESSIONS — opens SESSIONS idle sessions to a running `shoal serve`, prints
 //    "ready N" once all are established and holds them until killed (memory per connection).
 // TLS 1.3 with raw keys as in production; each session has an identity of its own (a runtime keeps
 // one session per peer id). Output: one JSON object per line.
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -15,12 +18,15 @@
 
 #include <kj/async-io.h>
 #include <kj/debug.h>
+#include <kj/io.h>
 #include <kj/main.h>
 #include <kj/mutex.h>
 #include <kj/thread.h>
 #include <shoal/peer/library/library.h>
 #include <shoal/peer/runtime/runtime-handle.h>
+#include <shoal/peer/runtime/runtime.h>
 #include <shoal/peer/session/session.h>
+#include <shoal/peer/transport/identity.h>
 #include <shoal/peer/transport/tls.h>
 
 namespace shoal::peer {
@@ -142,14 +148,122 @@ uint32_t number(kj::StringPtr text) {
   return uint32_t(n);
 }
 
+// The two items the target downloads in every round, and how fast the source sends them: 2 ×
+// 64 MiB at 4 MiB/s take 32 s, far longer than a round runs before its shutdown.
+constexpr uint32_t kDownloads = 2;
+constexpr size_t kItemBytes = 64 << 20;
+constexpr uint64_t kSourceUploadRate = 4 << 20;
+
+kj::String itemName(uint32_t i) {
+  return kj::str("dl-", i);
+}
+
+// A runtime's next event for which `match` holds (the others are skipped), within 30 s.
+template <typename Match>
+void waitFor(EventSubscription& events, kj::StringPtr what, Match&& match) {
+  for (;;) {
+    auto record = KJ_REQUIRE_NONNULL(events.next(30 * kj::SECONDS), "timed out waiting", what);
+    if (match(record->view()->get())) return;
+  }
+}
+
+void writeFile(kj::StringPtr path, size_t bytes) {
+  int fd;
+  KJ_SYSCALL(fd = open(path.cStr(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600), path);
+  kj::AutoCloseFd file(fd);
+  auto block = kj::heapArray<kj::byte>(1 << 20);
+  for (size_t i = 0; i < block.size(); ++i)
+    block[i] = kj::byte(i * 2654435761u >> 24);
+  for (size_t done = 0; done < bytes; done += block.size()) {
+    block[0] = kj::byte(done >> 20);  // no two chunks alike
+    kj::FdOutputStream(file.get()).write(block.begin(), block.size());
+  }
+}
+
+// The runtime both downloads come from, for every round.
+class Source {
+ public:
+  explicit Source(kj::StringPtr dir) : events(handle.subscribe()) {
+    auto library = kj::str(dir, "/source");
+    KJ_SYSCALL(mkdir(library.cStr(), 0700));
+    for (uint32_t i = 0; i < kDownloads; ++i) {
+      auto item = kj::str(library, "/", itemName(i));
+      KJ_SYSCALL(mkdir(item.cStr(), 0700));
+      writeFile(kj::str(item, "/data.bin"), kItemBytes);
+    }
+    RuntimeConfig config;
+    config.libraryDir = kj::str(library);
+    config.stateDir = kj::str(library, "/.shoal");
+    config.listen = kj::str("127.0.0.1:0");
+    config.name = kj::str("source");
+    config.maxUploadRate = kSourceUploadRate;
+    handle.start(kj::mv(config));
+    waitFor(*events, "the source's start", [this](control::Event::Reader e) {
+      if (!e.isStarted()) return false;
+      address = kj::str(e.getStarted().getListen());
+      return true;
+    });
+  }
+
+  // Whether the source received Goodbye from `peer` (its events up to that one are consumed).
+  bool goodbyeFrom(const PeerId& peer) {
+    auto id = formatPeerId(peer);
+    for (;;) {
+      KJ_IF_MAYBE (record, events->next(5 * kj::SECONDS)) {
+        auto e = (*record)->view()->get();
+        if (e.isGoodbyeReceived() && e.getGoodbyeReceived().getPeerId() == id) return true;
+      } else {
+        return false;
+      }
+    }
+  }
+
+  kj::String address;
+
+ private:
+  RuntimeHandle handle;
+  kj::Own<EventSubscription> events;
+};
+
 // One shutdown round: the runtime on its thread, the fleet on this one's twin.
 struct Round {
   double ms = 0;
-  uint32_t goodbyes = 0;
+  uint32_t goodbyes = 0;  // of the fleet's sessions
+  bool sourceGoodbye = false;
+  uint32_t downloadsRunning = 0;
   bool stopped = false;
 };
 
-Round shutdownRound(kj::StringPtr dir, uint32_t sessions, uint32_t round) {
+// Starts the target's two downloads from the source and returns once chunks of both arrive.
+void startDownloads(RuntimeHandle& handle, EventSubscription& events) {
+  waitFor(events, "the source's library", [](control::Event::Reader e) {
+    return e.isLibraryChanged() && e.getLibraryChanged().getPeerId().size() > 0 &&
+           e.getLibraryChanged().getItems() == kDownloads;
+  });
+  for (uint32_t i = 0; i < kDownloads; ++i) {
+    auto item = itemName(i);
+    auto start = handle.call([&](Runtime& runtime) {
+      kj::String message;
+      return runtime.startDownload(item, message);
+    });
+    KJ_REQUIRE(start == DownloadStart::started, "a download did not start", item);
+  }
+  uint32_t flowing = 0;
+  bool seen[kDownloads] = {};
+  waitFor(events, "chunks of both downloads", [&](control::Event::Reader e) {
+    if (!e.isDownloadProgress() || e.getDownloadProgress().getBytesDone() == 0) return false;
+    auto id = e.getDownloadProgress().getItemId();
+    for (uint32_t i = 0; i < kDownloads; ++i) {
+      if (id == itemName(i) && !seen[i]) {
+        seen[i] = true;
+        ++flowing;
+      }
+    }
+    return flowing == kDownloads;
+  });
+}
+
+Round shutdownRound(kj::StringPtr dir, Source& source, uint32_t sessions, uint32_t round) {
   auto library = kj::str(dir, "/round-", round);
   KJ_SYSCALL(mkdir(library.cStr(), 0700));
   RuntimeConfig config;
@@ -157,19 +271,18 @@ Round shutdownRound(kj::StringPtr dir, uint32_t sessions, uint32_t round) {
   config.stateDir = kj::str(library, "/.shoal");
   config.listen = kj::str("127.0.0.1:0");
   config.name = kj::str("target");
+  config.peers.add(kj::str(source.address));
   config.maxConnections = sessions + 8;
   RuntimeHandle handle;
   auto events = handle.subscribe();
   handle.start(kj::mv(config));
   kj::String address;
-  for (;;) {
-    auto record = KJ_REQUIRE_NONNULL(events->next(30 * kj::SECONDS), "the runtime never started");
-    auto view = record->view();
-    if (view->get().isStarted()) {
-      address = kj::str(view->get().getStarted().getListen());
-      break;
-    }
-  }
+  waitFor(*events, "the runtime's start", [&](control::Event::Reader e) {
+    if (!e.isStarted()) return false;
+    address = kj::str(e.getStarted().getListen());
+    return true;
+  });
+  startDownloads(handle, *events);
 
   struct Shared {
     bool ready = false;
@@ -193,29 +306,36 @@ Round shutdownRound(kj::StringPtr dir, uint32_t sessions, uint32_t round) {
   shared.when([](const Shared& s) { return s.ready; }, [](Shared&) {});
   // Every session is established on the runtime's side too before the clock starts.
   uint32_t found = 0;
-  while (found < sessions) {
-    auto record = KJ_REQUIRE_NONNULL(events->next(30 * kj::SECONDS), "sessions never found");
-    if (record->view()->get().isPeerFound()) ++found;
-  }
+  waitFor(*events, "the fleet's sessions",
+          [&](control::Event::Reader e) { return e.isPeerFound() && ++found == sessions; });
+  Round result;
+  result.downloadsRunning = handle.call([](Runtime& runtime) {
+    uint32_t running = 0;
+    for (uint32_t i = 0; i < kDownloads; ++i)
+      running += runtime.isDownloading(itemName(i));
+    return running;
+  });
   auto start = kj::systemPreciseMonotonicClock().now();
   handle.shutdown();
-  Round result;
   result.stopped = handle.waitStopped(30 * kj::SECONDS);
   result.ms = double((kj::systemPreciseMonotonicClock().now() - start) / kj::NANOSECONDS) / 1e6;
   shared.when([](const Shared& s) { return s.done; }, [](Shared&) {});
   result.goodbyes = shared.lockShared()->goodbyes;
+  result.sourceGoodbye = source.goodbyeFrom(handle.id());
   return result;
 }
 
 int shutdown(kj::StringPtr rounds, kj::StringPtr sessions, kj::StringPtr dir) {
   uint32_t n = number(rounds), count = number(sessions);
+  Source source(dir);
   kj::Vector<double> times;
-  uint32_t allGoodbyes = 0, unclean = 0;
+  uint32_t allGoodbyes = 0, unclean = 0, withDownloads = 0;
   for (uint32_t r = 0; r < n; ++r) {
-    auto round = shutdownRound(dir, count, r);
+    auto round = shutdownRound(dir, source, count, r);
     times.add(round.ms);
     unclean += !round.stopped;
-    allGoodbyes += round.goodbyes == count;
+    allGoodbyes += round.goodbyes == count && round.sourceGoodbye;
+    withDownloads += round.downloadsRunning == kDownloads;
   }
   kj::Vector<kj::String> samples;
   for (auto t : times)
@@ -225,11 +345,13 @@ int shutdown(kj::StringPtr rounds, kj::StringPtr sessions, kj::StringPtr dir) {
     return times[size_t(q * double(times.size() - 1) + 0.5)];
   };
   printf(
-      "{\"rounds\": %u, \"sessions\": %u, \"p50_ms\": %.2f, \"p99_ms\": %.2f, \"max_ms\": %.2f, "
-      "\"rounds_with_goodbye_to_all\": %u, \"rounds_not_stopped\": %u, \"samples_ms\": [%s]}\n",
-      n, count, at(0.5), at(0.99), times.back(), allGoodbyes, unclean,
+      "{\"rounds\": %u, \"sessions\": %u, \"downloads\": %u, \"p50_ms\": %.2f, \"p99_ms\": %.2f, "
+      "\"max_ms\": %.2f, \"rounds_with_goodbye_to_all\": %u, "
+      "\"rounds_with_downloads_running\": %u, \"rounds_not_stopped\": %u, "
+      "\"samples_ms\": [%s]}\n",
+      n, count, kDownloads, at(0.5), at(0.99), times.back(), allGoodbyes, withDownloads, unclean,
       kj::strArray(samples, ", ").cStr());
-  return unclean == 0 && allGoodbyes == n ? 0 : 1;
+  return unclean == 0 && allGoodbyes == n && withDownloads == n ? 0 : 1;
 }
 
 int hold(kj::StringPtr address, uint32_t count) {

@@ -116,17 +116,22 @@ progress() {
   echo "${last:-0}"
 }
 progress_at_least() { [ "$(progress "$1")" -ge "$2" ]; }
+# get_finished ITEM NAME: `shoal get ITEM` for host 1 (as get_start) to its end, which must be
+# exit 0, outcome finished and every file equal to host 2's copy. $finished_ms: when it ended.
+get_finished() {
+  get_start "$1" "$2"
+  until_true "$get_limit" get_done "$2" || fail "shoal get $1 ($2) did not end within $get_limit s"
+  finished_ms=$(now_ms)
+  [ "$(get_rc "$2")" = 0 ] || fail "shoal get $1 ($2): exit $(get_rc "$2"): $(cat "$work/$2.err")"
+  [ "$(outcome "$2")" = finished ] || fail "$2: $(ended "$2")"
+  same_item "$work/lib2/$1" "$work/lib1/$1"
+}
 
 # --- 2. an uninterrupted download across the link -------------------------------------------------
 bulk_bytes=$(( $(du -sb --apparent-size "$work/lib2/bulk" | cut -f1) ))
 t0=$(now_ms)
-get_start bulk bulk
-until_true "$get_limit" get_done bulk || fail "shoal get bulk did not end within $get_limit s"
-t1=$(now_ms)
-[ "$(get_rc bulk)" = 0 ] || fail "shoal get bulk: exit $(get_rc bulk): $(cat "$work/bulk.err")"
-[ "$(outcome bulk)" = finished ] || fail "bulk: $(ended bulk)"
-same_item "$work/lib2/bulk" "$work/lib1/bulk"
-ms=$(( t1 - t0 ))
+get_finished bulk bulk
+ms=$(( finished_ms - t0 ))
 shares bulk > "$work/bulk-shares.txt"
 python3 - "$bulk_bytes" "$ms" "$rtt_min" "$rtt_median" <<'PY'
 import sys
@@ -150,13 +155,8 @@ done < "$work/bulk-shares.txt"
 # --- 3. one source's window ----------------------------------------------------------------------
 solo_bytes=$(( $(du -sb --apparent-size "$work/lib2/solo" | cut -f1) ))
 t0=$(now_ms)
-get_start solo solo
-until_true "$get_limit" get_done solo || fail "shoal get solo did not end within $get_limit s"
-t1=$(now_ms)
-[ "$(get_rc solo)" = 0 ] || fail "shoal get solo: exit $(get_rc solo): $(cat "$work/solo.err")"
-[ "$(outcome solo)" = finished ] || fail "solo: $(ended solo)"
-same_item "$work/lib2/solo" "$work/lib1/solo"
-python3 - "$solo_bytes" $(( t1 - t0 )) "$rtt_min" "$chunk" <<'PY'
+get_finished solo solo
+python3 - "$solo_bytes" $(( finished_ms - t0 )) "$rtt_min" "$chunk" <<'PY'
 import sys
 size, ms, rtt_min, chunk = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 rate = size / (ms / 1000)                        # bytes/s from one source
@@ -194,10 +194,7 @@ runs=cut1
 if [ "$(get_rc cut1)" = 5 ]; then
   [ "$(outcome cut1)" = allPeersGone ] || fail "exit 5 without allPeersGone: $(ended cut1)"
   note "the first get ended with allPeersGone after $(fetched cut1) bytes; resuming"
-  get_start cut cut2
-  until_true "$get_limit" get_done cut2 || fail "the second shoal get cut did not end"
-  [ "$(get_rc cut2)" = 0 ] || fail "second get: exit $(get_rc cut2): $(cat "$work/cut2.err")"
-  [ "$(outcome cut2)" = finished ] || fail "cut2: $(ended cut2)"
+  get_finished cut cut2
   resumed=$(fetched cut2)
   # Only what was missing: at most the part not verified at the cut, plus what was in flight.
   [ "$resumed" -lt "$cut_bytes" ] || fail "the resume fetched $resumed of $cut_bytes: not resumed"
@@ -208,9 +205,9 @@ if [ "$(get_rc cut1)" = 5 ]; then
 else
   [ "$(get_rc cut1)" = 0 ] || fail "shoal get cut: exit $(get_rc cut1): $(cat "$work/cut1.err")"
   [ "$(outcome cut1)" = finished ] || fail "cut1: $(ended cut1)"
+  same_item "$work/lib2/cut" "$work/lib1/cut"
   note "the same shoal get went on after the partition and finished"
 fi
-same_item "$work/lib2/cut" "$work/lib1/cut"
 note "cut complete and verified after the partition ($runs)"
 counts="$(emulator_counts 1)"
 [ -z "$counts" ] || note "link-emulator: $counts"
