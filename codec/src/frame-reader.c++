@@ -2,8 +2,8 @@
 
 namespace shoal::codec {
 
-FrameReader::FrameReader(kj::AsyncInputStream& in, const Limits& limits)
-    : in(in), decoder(limits) {}
+FrameReader::FrameReader(kj::AsyncInputStream& in, const Limits& limits, size_t stagingBytes)
+    : in(in), decoder(limits, stagingBytes) {}
 
 kj::Maybe<ReadResult> FrameReader::poll() {
   KJ_IF_MAYBE (result, decoder.next()) {

@@ -8,6 +8,11 @@ namespace shoal::peer {
 
 namespace {
 
+// Read-ahead for small frames. A connection spends most of its life idle, holding this buffer
+// (RSS per idle connection is a target, docs/benchmarks.md); 16 KiB still takes a hundred
+// requests per read, and larger frames (chunks, pages) are read into their own buffers anyway.
+constexpr size_t kReadStagingBytes = 16 * 1024;
+
 bool sameDeadline(kj::Maybe<kj::TimePoint> a, kj::Maybe<kj::TimePoint> b) {
   KJ_IF_MAYBE (x, a) {
     KJ_IF_MAYBE (y, b) {
@@ -77,7 +82,7 @@ Session::Session(kj::Own<Transport> transportParam, Role role, const SessionConf
       handler(handler),
       sessionGeneration(generation),
       core(role, config, kj::mv(local), transport->peerId(), startedAt),
-      reader(transport->stream(), readLimits(config.limits)),
+      reader(transport->stream(), readLimits(config.limits), kReadStagingBytes),
       // Until the peer announces its limit, frames stay within the protocol minimum.
       writer(transport->stream(), codec::kMinFrameBytes) {
   // [FR-9]: until the handshake completes nothing larger is read either, so a 4 MiB "Hello" is

@@ -21,6 +21,10 @@ namespace {
 
 constexpr kj::StringPtr kHandshakeFailed = "TLS handshake failed: "_kj;
 constexpr size_t kMinReadBuffer = 4096;
+// The read buffer starts this large and doubles, up to TlsOptions::readBufferBytes, each time a
+// read fills it: an idle connection (most of them) holds a few KiB, a bulk transfer reaches the
+// full size after a few reads.
+constexpr size_t kInitialReadBuffer = 16384;
 
 gnutls_datum_t datumOf(kj::ArrayPtr<const kj::byte> bytes) {
   return {const_cast<kj::byte*>(bytes.begin()), static_cast<unsigned>(bytes.size())};
@@ -278,7 +282,8 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
                 kj::Own<kj::AsyncIoStream> innerStream, const TlsOptions& options)
       : shared(kj::mv(shared)),
         inner(kj::mv(innerStream)),
-        cipherIn(kj::heapArray<kj::byte>(kj::max(options.readBufferBytes, kMinReadBuffer))),
+        maxCipherIn(kj::max(options.readBufferBytes, kMinReadBuffer)),
+        cipherIn(kj::heapArray<kj::byte>(kj::min(kInitialReadBuffer, maxCipherIn))),
         batchBytes(kj::max(options.writeBatchBytes, size_t(1))),
         outbox(*inner) {
     unsigned flags = GNUTLS_NONBLOCK | GNUTLS_ENABLE_RAWPK | GNUTLS_NO_TICKETS;
@@ -446,6 +451,7 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
                             fillInFlight = false;
                             inEnd += n;
                             if (n == 0) innerEof = true;
+                            if (inEnd == cipherIn.size()) growCipherIn();
                             return kj::READY_NOW;
                           },
                           [this](kj::Exception&& e) -> kj::Promise<void> {
@@ -456,6 +462,16 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
     auto branch = forked.addBranch();
     fill = kj::mv(forked);  // replaces a finished read, never one in flight
     return branch;
+  }
+
+  // A read filled the buffer: the next one may take twice as much.
+  void growCipherIn() {
+    if (cipherIn.size() >= maxCipherIn) return;
+    auto bigger = kj::heapArray<kj::byte>(kj::min(cipherIn.size() * 2, maxCipherIn));
+    memcpy(bigger.begin(), cipherIn.begin() + inStart, inEnd - inStart);
+    inEnd -= inStart;
+    inStart = 0;
+    cipherIn = kj::mv(bigger);
   }
 
   // GnuTLS returns GNUTLS_E_AGAIN both when its pull ran dry and after handling a post-handshake
@@ -662,6 +678,7 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
   kj::Own<kj::AsyncIoStream> inner;
   GnutlsSession s;
 
+  size_t maxCipherIn;
   kj::Array<kj::byte> cipherIn;  // ciphertext read, [inStart, inEnd) not yet given to GnuTLS
   size_t inStart = 0;
   size_t inEnd = 0;

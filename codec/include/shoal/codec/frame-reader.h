@@ -13,7 +13,8 @@ using ReadResult = kj::OneOf<InboundFrame, EndOfStream, Failure>;
 
 class FrameReader {
  public:
-  FrameReader(kj::AsyncInputStream& in, const Limits& limits);
+  // `stagingBytes`: see FrameDecoder (frames larger than it are read into their own buffer).
+  FrameReader(kj::AsyncInputStream& in, const Limits& limits, size_t stagingBytes = 64 * 1024);
   KJ_DISALLOW_COPY(FrameReader);
 
   // The next frame. I/O errors of the stream reject the promise; everything the peer can get

@@ -24,7 +24,8 @@ struct TlsOptions {
   // Ciphertext is gathered into batches of about this many bytes per write to the inner stream;
   // one batch is written while the next is encrypted.
   size_t writeBatchBytes = size_t(1) << 20;
-  // Ciphertext is read from the inner stream in reads of up to this many bytes.
+  // Ciphertext is read from the inner stream in reads of up to this many bytes (the buffer starts
+  // at 16 KiB and doubles each time a read fills it: idle connections stay small).
   size_t readBufferBytes = size_t(256) << 10;
 };
 
