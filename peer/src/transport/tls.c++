@@ -286,7 +286,11 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
         cipherIn(kj::heapArray<kj::byte>(kj::min(kInitialReadBuffer, maxCipherIn))),
         batchBytes(kj::max(options.writeBatchBytes, size_t(1))),
         outbox(*inner) {
-    unsigned flags = GNUTLS_NONBLOCK | GNUTLS_ENABLE_RAWPK | GNUTLS_NO_TICKETS;
+    // GNUTLS_KEY_SHARE_TOP: a client offers a key share for X25519 alone. GnuTLS's default
+    // (TOP2) also generates a SECP256R1 key pair for every connection, which only a server
+    // without X25519 would use; such a server asks for it with a HelloRetryRequest instead.
+    unsigned flags =
+        GNUTLS_NONBLOCK | GNUTLS_ENABLE_RAWPK | GNUTLS_NO_TICKETS | GNUTLS_KEY_SHARE_TOP;
     check(gnutls_init(&s.session, flags | (server ? GNUTLS_SERVER : GNUTLS_CLIENT)), "gnutls_init");
     auto session = s.session;
     check(gnutls_priority_set(session, this->shared->priority), "gnutls_priority_set");

@@ -243,6 +243,7 @@ struct RawOutcome {
   int handshake = 1;
   int alert = -1;
   int group = -1;
+  bool helloRetried = false;  // the server sent a HelloRetryRequest
 };
 
 // Handshakes on `fd`, then reads until the other side closes.
@@ -283,6 +284,7 @@ RawOutcome runRawPeer(int fd, bool server, const RawConfig& config, const Identi
   if (rc == GNUTLS_E_FATAL_ALERT_RECEIVED) outcome.alert = int(gnutls_alert_get(s));
   if (rc == 0) {
     outcome.group = int(gnutls_group_get(s));
+    outcome.helloRetried = (gnutls_session_get_flags(s) & GNUTLS_SFLAGS_HRR) != 0;
     char buffer[256];
     ssize_t n;
     do {
@@ -318,6 +320,7 @@ class RawPeer {
   int alert() { return seen().alert; }
   // The key exchange group of its completed handshake.
   int group() { return seen().group; }
+  bool helloRetried() { return seen().helloRetried; }
 
   kj::Own<Identity> identity;
 
@@ -524,6 +527,21 @@ TEST_F(TlsTest, TheKeyExchangeIsX25519) {
   auto client = aliceTls.connect(server.stream()).wait(ws);
   client = nullptr;
   EXPECT_EQ(server.group(), GNUTLS_GROUP_X25519);
+  EXPECT_FALSE(server.helloRetried());
+}
+
+TEST_F(TlsTest, AServerWithoutX25519AsksForItsGroup) {
+  // Our client sends one key share, X25519's (GNUTLS_KEY_SHARE_TOP); a server without X25519
+  // asks for another group with a HelloRetryRequest and the handshake completes with it.
+  RawConfig config;
+  config.priority =
+      "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CTYPE-ALL:+CTYPE-CLI-RAWPK:+CTYPE-SRV-RAWPK"
+      ":-GROUP-ALL:+GROUP-SECP256R1"_kj;
+  RawPeer server(io, true, config);
+  auto client = aliceTls.connect(server.stream()).wait(ws);
+  client = nullptr;
+  EXPECT_EQ(server.group(), GNUTLS_GROUP_SECP256R1);
+  EXPECT_TRUE(server.helloRetried());
 }
 
 // Refusals say why with the alert the situation calls for (docs/protocol.md §2.6); those that
