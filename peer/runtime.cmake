@@ -1,6 +1,7 @@
 # runtime: Supervisor, Runtime (services, peer table, serving), RuntimeHandle, events.
 add_library(shoal-runtime STATIC
   src/runtime/admission.c++
+  src/runtime/chunk-readers.c++
   src/runtime/config.c++
   src/runtime/connections.c++
   src/runtime/discovery-service.c++
@@ -33,6 +34,8 @@ shoal_test(runtime-test unit
     test/runtime/supervisor-test.c++
     test/runtime/upload-limit-test.c++
     test/runtime/request-server-test.c++
+    test/runtime/request-server-stale-test.c++
+    test/runtime/chunk-readers-test.c++
   LIBS shoal-runtime)
 
 shoal_test(runtime-integration-test unit

@@ -259,20 +259,37 @@ kj::Promise<kj::Array<codec::FrameBuilder>> Runtime::serve(Connection& c, uint64
         }
         return kj::READY_NOW;
       })
-      .then([this, &session, &c, id, request = kj::mv(request)]() {
+      .then([this, &session, &c, id,
+             request = kj::mv(request)]() mutable -> kj::Promise<kj::Array<codec::FrameBuilder>> {
         if (c.cancelled.contains(id)) {
           c.cancelled.eraseMatch(id);
           // Error{cancelled} went out with the Cancel; this is dropped as the late answer.
           return kj::arr(codec::errorFrame(id, wire::ErrorCode::CANCELLED, "cancelled"));
         }
         auto& requestServer = KJ_ASSERT_NONNULL(server);
-        auto answer = requestServer.serve(id, request.root(), KJ_ASSERT_NONNULL(session.remote()));
-        if (requestServer.staleFiles() != staleSeen) {
-          // A file changed under us: refresh the index so the next manifest is right.
-          staleSeen = requestServer.staleFiles();
-          KJ_ASSERT_NONNULL(tasks)->add(rescan().ignoreResult());
+        auto& remote = KJ_ASSERT_NONNULL(session.remote());
+        auto root = request.root();
+        if (!root.isGetChunk()) {
+          return requestServer.serve(id, root, remote);  // from memory: on the loop
         }
-        return answer;
+        // A chunk: checked here, read by a reader thread; the request stays alive until then.
+        KJ_SWITCH_ONEOF(requestServer.checkChunk(id, root.getGetChunk(), remote)) {
+          KJ_CASE_ONEOF(refusal, kj::Array<codec::FrameBuilder>) {
+            return kj::mv(refusal);
+          }
+          KJ_CASE_ONEOF(read, ChunkRead) {
+            return KJ_ASSERT_NONNULL(readers)
+                ->read(kj::mv(read))
+                .then([this](ChunkAnswer answer) {
+                  KJ_ASSERT_NONNULL(server).count(answer);
+                  // A file changed under us: refresh the index so the next manifest is right.
+                  if (answer.stale) KJ_ASSERT_NONNULL(tasks)->add(rescan().ignoreResult());
+                  return kj::mv(answer.frames);
+                })
+                .attach(kj::mv(request));
+          }
+        }
+        KJ_UNREACHABLE;
       })
       .attach(kj::defer([fulfiller = kj::mv(done.fulfiller)]() mutable {
         fulfiller->fulfill();  // the next request's turn, however this one ended

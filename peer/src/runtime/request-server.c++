@@ -79,13 +79,13 @@ kj::Array<FrameBuilder> RequestServer::getManifest(uint64_t id, wire::GetManifes
   return refusal;
 }
 
-kj::Array<FrameBuilder> RequestServer::getChunk(uint64_t id, wire::GetChunk::Reader request,
-                                                const RemotePeer& peer) {
+kj::OneOf<ChunkRead, kj::Array<FrameBuilder>> RequestServer::checkChunk(
+    uint64_t id, wire::GetChunk::Reader request, const RemotePeer& peer) {
   kj::Array<FrameBuilder> refusal;
   auto found = findItem(id, request.getItemId(), refusal);
-  if (found == nullptr) return refusal;
-  auto& item = *KJ_ASSERT_NONNULL(found);
-  auto& manifest = item.manifest;
+  if (found == nullptr) return kj::mv(refusal);
+  auto item = kj::mv(KJ_ASSERT_NONNULL(found));
+  auto& manifest = item->manifest;
   if (KJ_ASSERT_NONNULL(codec::Digest::from(request.getManifestDigest())) != manifest.digest &&
       !isMutant(Mutant::staleUnchecked)) {
     return error(id, wire::ErrorCode::STALE, "the item's manifest has changed");
@@ -105,20 +105,43 @@ kj::Array<FrameBuilder> RequestServer::getChunk(uint64_t id, wire::GetChunk::Rea
     return error(id, wire::ErrorCode::RANGE,
                  kj::str("range ", offset, "+", length, " beyond the file's ", size, " bytes"));
   }
+  return ChunkRead{id, kj::mv(item), index, offset, length, peer.maxFrameBytes};
+}
 
-  int fd;
-  kj::AutoCloseFd owned;
-  KJ_SWITCH_ONEOF(item.openFile(rootFd, index)) {
-    KJ_CASE_ONEOF(refused, library::FileRefusal) {
-      if (refused.code == wire::ErrorCode::STALE) ++staleCount;
-      return error(id, refused.code, refused.message);
+void RequestServer::count(const ChunkAnswer& answer) {
+  if (answer.stale) ++staleCount;
+  servedBytes += answer.served;
+}
+
+kj::Array<FrameBuilder> RequestServer::getChunk(uint64_t id, wire::GetChunk::Reader request,
+                                                const RemotePeer& peer) {
+  KJ_SWITCH_ONEOF(checkChunk(id, request, peer)) {
+    KJ_CASE_ONEOF(refusal, kj::Array<FrameBuilder>) {
+      return kj::mv(refusal);
     }
-    KJ_CASE_ONEOF(opened, kj::AutoCloseFd) {
-      owned = kj::mv(opened);
-      fd = owned.get();
+    KJ_CASE_ONEOF(read, ChunkRead) {
+      KJ_SWITCH_ONEOF(read.item->openFile(rootFd, read.index)) {
+        KJ_CASE_ONEOF(refused, library::FileRefusal) {
+          if (refused.code == wire::ErrorCode::STALE) ++staleCount;
+          return error(id, refused.code, refused.message);
+        }
+        KJ_CASE_ONEOF(fd, kj::AutoCloseFd) {
+          auto answer = readChunk(read, fd.get());
+          count(answer);
+          return kj::mv(answer.frames);
+        }
+      }
     }
   }
+  KJ_UNREACHABLE;
+}
 
+ChunkAnswer readChunk(const ChunkRead& read, int fd) {
+  auto id = read.id;
+  auto length = read.length;
+  auto fail = [id](wire::ErrorCode code, kj::StringPtr message, bool stale = false) {
+    return ChunkAnswer{error(id, code, message), stale, 0};
+  };
   // The Chunk frame's data is read straight from the file: one copy, from the page cache.
   auto frame = codec::newFrame(length / sizeof(capnp::word) + 16);
   auto chunk = codec::rootOf(*frame).initChunk();
@@ -126,33 +149,28 @@ kj::Array<FrameBuilder> RequestServer::getChunk(uint64_t id, wire::GetChunk::Rea
   auto data = chunk.initData(length);
   // The answer must fit the requester's frame limit, not only ours ([CHK-1], Table 4 row 7; found
   // by fuzz_session: a peer announcing 64 KiB frames asked for 1 MiB). Measured, not estimated.
-  if (codec::encodedSize(*frame) > peer.maxFrameBytes) {
-    return error(id, wire::ErrorCode::TOO_LARGE,
-                 kj::str("a chunk of ", length, " bytes does not fit your frame limit of ",
-                         peer.maxFrameBytes));
+  if (codec::encodedSize(*frame) > read.maxFrameBytes) {
+    return fail(wire::ErrorCode::TOO_LARGE,
+                kj::str("a chunk of ", length, " bytes does not fit your frame limit of ",
+                        read.maxFrameBytes));
   }
   size_t done = 0;
   while (done < length) {
-    ssize_t n = pread(fd, data.begin() + done, length - done, offset + done);
+    ssize_t n = pread(fd, data.begin() + done, length - done, read.offset + done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      return error(id, wire::ErrorCode::INTERNAL, kj::str("read failed: ", strerror(errno)));
-    }
+    if (n < 0) return fail(wire::ErrorCode::INTERNAL, kj::str("read failed: ", strerror(errno)));
     if (n == 0) break;
     done += n;
   }
   // Short, or changed while we read: the bytes may not be what the manifest hashed.
   if (done < length) {
-    ++staleCount;
-    return error(id, wire::ErrorCode::STALE, "the file is shorter than when it was hashed");
+    return fail(wire::ErrorCode::STALE, "the file is shorter than when it was hashed", true);
   }
-  KJ_IF_MAYBE (why, item.checkUnchanged(index, fd)) {
-    ++staleCount;
-    return error(id, wire::ErrorCode::STALE, *why);
+  KJ_IF_MAYBE (why, read.item->checkUnchanged(read.index, fd)) {
+    return fail(wire::ErrorCode::STALE, *why, true);
   }
   if (isMutant(Mutant::corruptChunks) && length > 0) data[length / 2] ^= 0x01;
-  servedBytes += length;
-  return single(kj::mv(frame));
+  return ChunkAnswer{single(kj::mv(frame)), false, length};
 }
 
 }  // namespace shoal::peer

@@ -111,6 +111,7 @@ Runtime::Runtime(RuntimeConfig configParam, kj::AsyncIoContext& io, EventBus& bu
                                                codec::randomNonZero());
   }
   if (config.maxUploadRate > 0) uploadLimit.emplace(config.maxUploadRate, timer.now());
+  readers = kj::heap<ChunkReaders>(rootFd.get(), config.readers);
   config.download.ours = config.session.limits;
   download::DownloadSources& sources = *this;
   downloads = kj::heap<DownloadService>(
@@ -134,6 +135,7 @@ Runtime::~Runtime() noexcept(false) {
   stopScan = true;
   downloads = nullptr;
   connections = nullptr;
+  readers = nullptr;
   supervisor.stopAll();
   scanThread = nullptr;
   tasks = nullptr;

@@ -10,6 +10,7 @@
 #include <shoal/peer/discovery/options.h>
 #include <shoal/peer/download/download.h>
 #include <shoal/peer/runtime/admission.h>
+#include <shoal/peer/runtime/chunk-readers.h>
 #include <shoal/peer/session/session-core.h>
 
 namespace shoal::peer {
@@ -40,6 +41,7 @@ struct RuntimeConfig {
   download::DownloadConfig download;
   // Chunk bytes per second sent over all sessions (UploadLimit); 0 = unlimited.
   uint64_t maxUploadRate = 0;
+  ChunkReaderLimits readers;  // GetChunk's reader threads and their open files
 
   kj::Duration shutdownDeadline = 2 * kj::SECONDS;
   kj::Duration rescanInterval = 5 * kj::SECONDS;

@@ -10,6 +10,29 @@
 
 namespace shoal::peer {
 
+// A GetChunk that passed every check against the library: what is left is the file's own (open,
+// read, re-check), which may run on another thread (chunk-readers.h).
+struct ChunkRead {
+  uint64_t id;
+  kj::Own<const library::Item> item;
+  uint32_t index;
+  uint64_t offset;
+  uint32_t length;
+  uint32_t maxFrameBytes;  // the requester's
+};
+
+// What reading a chunk brought: the answer (the Chunk, or one Error frame) and what the server's
+// counters need.
+struct ChunkAnswer {
+  kj::Array<codec::FrameBuilder> frames;
+  bool stale = false;   // the file changed since it was hashed
+  uint32_t served = 0;  // chunk bytes in the answer
+};
+
+// Reads `read` from `fd` (file `read.index` of its item, opened beneath the library root) into a
+// Chunk frame and checks the file again. Thread-safe: touches nothing but its arguments.
+ChunkAnswer readChunk(const ChunkRead& read, int fd);
+
 class RequestServer {
  public:
   // `rootFd` is the library root, opened O_DIRECTORY; it must outlive the server.
@@ -19,6 +42,13 @@ class RequestServer {
   // frame fits `peer.maxFrameBytes`.
   kj::Array<codec::FrameBuilder> serve(uint64_t id, wire::Frame::Reader request,
                                        const RemotePeer& peer);
+
+  // GetChunk in two halves, for an owner that reads off the event loop: the checks against the
+  // library (a refusal, or what to read), then — once the read is done — its counters.
+  kj::OneOf<ChunkRead, kj::Array<codec::FrameBuilder>> checkChunk(uint64_t id,
+                                                                  wire::GetChunk::Reader request,
+                                                                  const RemotePeer& peer);
+  void count(const ChunkAnswer& answer);
 
   // GetChunk answers that found a file changed since it was hashed: the owner should rescan.
   uint64_t staleFiles() const { return staleCount; }

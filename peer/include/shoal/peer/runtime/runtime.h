@@ -13,6 +13,7 @@
 #include <shoal/peer/library/library.h>
 #include <shoal/peer/library/scanner.h>
 #include <shoal/peer/runtime/admission.h>
+#include <shoal/peer/runtime/chunk-readers.h>
 #include <shoal/peer/runtime/config.h>
 #include <shoal/peer/runtime/download-service.h>
 #include <shoal/peer/runtime/event-bus.h>
@@ -137,6 +138,8 @@ class Runtime final : private Supervisor::Observer,
   library::Library library;
   kj::Maybe<RequestServer> server;
   kj::Maybe<UploadLimit> uploadLimit;  // --max-upload-rate
+  // GetChunk's disk work; after the connections that wait for its answers (~Runtime).
+  kj::Maybe<kj::Own<ChunkReaders>> readers;
   PeerTable peers;
 
   kj::HashMap<uint64_t, Connection*> live;  // by generation
@@ -158,7 +161,6 @@ class Runtime final : private Supervisor::Observer,
   kj::Maybe<kj::Own<kj::Thread>> scanThread;
   library::ScanProgress scanProgress;  // written by the scan's threads while scanInProgress
   kj::TimePoint scanStartedAt = kj::origin<kj::TimePoint>();
-  uint64_t staleSeen = 0;
   kj::HashSet<kj::String> leftOut;  // what the last scan left out, each said once until it changes
 
   kj::Vector<kj::Function<void(const EventRecord&)>> listeners;
