@@ -72,12 +72,12 @@ kj::OneOf<kj::Own<const ChunkReaders::SharedFd>, library::FileRefusal> ChunkRead
     }
   }
   // Opened without the lock (two reads of one new file may both open it; the second is kept).
+  ++opened.lockExclusive()->count;
   KJ_SWITCH_ONEOF(read.item->openFile(rootFd, read.index)) {
     KJ_CASE_ONEOF(refused, library::FileRefusal) {
       return kj::mv(refused);
     }
     KJ_CASE_ONEOF(fd, kj::AutoCloseFd) {
-      ++opened.lockExclusive()->count;
       auto shared = kj::atomicRefcounted<SharedFd>(kj::mv(fd));
       auto locked = cache.lockExclusive();
       auto& entries = locked->entries;

@@ -35,7 +35,7 @@ class ChunkReaders {
   // promise discards the answer (the read itself runs to its end).
   kj::Promise<ChunkAnswer> read(ChunkRead read);
 
-  // Files opened so far (a cached file is opened once): for tests.
+  // Opens attempted so far, refused ones included (a cached file is not opened again): tests.
   uint64_t opens() const { return opened.lockShared()->count; }
 
  private:
