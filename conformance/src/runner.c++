@@ -91,27 +91,6 @@ kj::StringPtr trustAllow(Settings::Trust trust) {
   }
 }
 
-// Waits until the launched target accepts TCP connections on `port`.
-kj::Maybe<kj::String> waitReady(kj::AsyncIoContext& io, Process& process, kj::StringPtr address) {
-  auto& timer = io.provider->getTimer();
-  auto deadline = timer.now() + 15 * kj::SECONDS;
-  while (timer.now() < deadline) {
-    if (!process.running()) return kj::str("the target ", process.status(), " while starting");
-    auto attempt = io.provider->getNetwork()
-                       .parseAddress(address)
-                       .then([](kj::Own<kj::NetworkAddress> a) { return a->connect(); })
-                       .then([](kj::Own<kj::AsyncIoStream>) { return true; },
-                             [](kj::Exception&&) { return false; });
-    if (timer.timeoutAfter(2 * kj::SECONDS, kj::mv(attempt))
-            .catch_([](kj::Exception&&) { return false; })
-            .wait(io.waitScope)) {
-      return nullptr;
-    }
-    timer.afterDelay(20 * kj::MILLISECONDS).wait(io.waitScope);
-  }
-  return kj::str("the target did not accept connections at ", address, " within 15 s");
-}
-
 class Worker {
  public:
   Worker(const RunOptions& options, kj::ArrayPtr<const ExpectedFailure> xfails)
@@ -314,7 +293,15 @@ class Worker {
       }
       auto address = kj::str("127.0.0.1:", port);
       auto process = Process::spawn(command.get<kj::String>(), kj::str(dir, "/target.log"));
-      startProblem = waitReady(io, *process, address);
+      kj::Maybe<kj::String> control;
+      KJ_IF_MAYBE (c, options.control) {
+        auto expanded = p.expand(*c);
+        KJ_IF_MAYBE (path, expanded.tryGet<kj::String>()) {
+          control = kj::mv(*path);
+        }
+      }
+      startProblem =
+          waitReady(io, *process, address, control.map([](kj::String& c) { return c.asPtr(); }));
       if (startProblem != nullptr && !process->running()) {
         KJ_IF_MAYBE (r, verdictOfRefusedStart(spec, level, *process)) {
           return kj::mv(*r);

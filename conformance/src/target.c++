@@ -228,4 +228,52 @@ kj::Promise<kj::Own<ControlClient>> ControlClient::connect(kj::AsyncIoContext& i
       });
 }
 
+namespace {
+
+// Whether the target's control socket says it listens at `address` (false while it cannot say).
+bool controlShowsListening(kj::AsyncIoContext& io, kj::StringPtr control, kj::StringPtr address) {
+  auto asked = ControlClient::connect(io, control).then([](kj::Own<ControlClient> client) {
+    auto request = client->api().statusRequest().send();
+    return request.then(
+        [client = kj::mv(client)](auto reply) { return kj::str(reply.getStatus().getListen()); });
+  });
+  auto listen = io.provider->getTimer()
+                    .timeoutAfter(2 * kj::SECONDS, kj::mv(asked))
+                    .catch_([](kj::Exception&&) { return kj::String(); })
+                    .wait(io.waitScope);
+  return listen == address;
+}
+
+}  // namespace
+
+kj::Maybe<kj::String> waitReady(kj::AsyncIoContext& io, Process& process, kj::StringPtr address,
+                                kj::Maybe<kj::StringPtr> control, kj::Duration timeout) {
+  auto& timer = io.provider->getTimer();
+  auto deadline = timer.now() + timeout;
+  bool accepting = false;
+  while (timer.now() < deadline) {
+    if (!process.running()) return kj::str("the target ", process.status(), " while starting");
+    if (!accepting) {
+      auto attempt = io.provider->getNetwork()
+                         .parseAddress(address)
+                         .then([](kj::Own<kj::NetworkAddress> a) { return a->connect(); })
+                         .then([](kj::Own<kj::AsyncIoStream>) { return true; },
+                               [](kj::Exception&&) { return false; });
+      accepting = timer.timeoutAfter(2 * kj::SECONDS, kj::mv(attempt))
+                      .catch_([](kj::Exception&&) { return false; })
+                      .wait(io.waitScope);
+    }
+    if (accepting) {
+      KJ_IF_MAYBE (path, control) {
+        if (controlShowsListening(io, *path, address)) return nullptr;
+      } else {
+        return nullptr;
+      }
+    }
+    timer.afterDelay(20 * kj::MILLISECONDS).wait(io.waitScope);
+  }
+  return kj::str("the target did not accept connections at ", address, " within ",
+                 timeout / kj::MILLISECONDS, " ms");
+}
+
 }  // namespace shoal::conformance

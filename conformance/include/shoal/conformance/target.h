@@ -71,6 +71,15 @@ kj::String tailOf(kj::StringPtr path, size_t maxBytes = 4096);
 // A port free right now on 127.0.0.1 (the kernel's choice for port 0).
 uint16_t reservePort();
 
+// Waits (polling, up to `timeout`) until the launched target accepts TCP connections at
+// `address`; null when it does, else why not. A port from reservePort() is free again once it
+// returns, so another harness's target may take it before ours binds it: ours then fails to bind
+// and exits while the other answers. With a control socket (in the case's own folder), the
+// target must also say that it listens at `address` itself.
+kj::Maybe<kj::String> waitReady(kj::AsyncIoContext& io, Process& process, kj::StringPtr address,
+                                kj::Maybe<kj::StringPtr> control,
+                                kj::Duration timeout = 15 * kj::SECONDS);
+
 // The target's control API, over its Unix socket; one RPC connection per use.
 class ControlClient {
  public:
