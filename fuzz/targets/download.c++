@@ -591,7 +591,8 @@ class Harness {
         break;
       }
       case Job::Kind::finish: {
-        KJ_IF_MAYBE (f, KJ_ASSERT_NONNULL(partial)->complete()) {
+        auto done = KJ_ASSERT_NONNULL(partial)->complete();
+        KJ_IF_MAYBE (f, done.tryGet<DiskFailure>()) {
           core->onDiskFailed(f->message, now);
         } else {
           core->onFinished(now);

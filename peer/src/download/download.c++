@@ -423,14 +423,18 @@ void Download::save(ChunkSet chunks) {
 
 void Download::finish() {
   auto& target = *KJ_ASSERT_NONNULL(partial);
-  using Finished = kj::Maybe<DiskFailure>;
+  using Finished = kj::OneOf<kj::Own<const library::Item>, DiskFailure>;
   addTask(writer.run<Finished>([&target]() { return target.complete(); }, false)
               .then([this](kj::Maybe<Finished> result) {
                 auto now = timer.now();
-                KJ_IF_MAYBE (failure, KJ_ASSERT_NONNULL(result)) {
-                  core.onDiskFailed(failure->message, now);
-                } else {
-                  core.onFinished(now);
+                KJ_SWITCH_ONEOF(KJ_ASSERT_NONNULL(result)) {
+                  KJ_CASE_ONEOF(failure, DiskFailure) {
+                    core.onDiskFailed(failure.message, now);
+                  }
+                  KJ_CASE_ONEOF(item, kj::Own<const library::Item>) {
+                    finishedItem = kj::mv(item);
+                    core.onFinished(now);
+                  }
                 }
                 pump();
               }));

@@ -539,9 +539,10 @@ kj::Maybe<DiskFailure> PartialItem::saveProgress(const ChunkSet& chunks) {
 
 // --- completion ----------------------------------------------------------------------------------
 
-kj::Maybe<DiskFailure> PartialItem::complete() {
+kj::OneOf<kj::Own<const library::Item>, DiskFailure> PartialItem::complete() {
   files->closeAll();
   bool each = manifest.files.size() <= kSyncEachFileUpTo;
+  auto stats = kj::heapArrayBuilder<library::FileStat>(manifest.files.size());
   for (auto& info : manifest.files) {
     auto opened = library::openBeneath(itemFd, info.path, O_RDONLY);
     KJ_IF_MAYBE (f, opened.tryGet<library::OpenFailure>()) {
@@ -550,6 +551,11 @@ kj::Maybe<DiskFailure> PartialItem::complete() {
     auto& fd = opened.get<kj::AutoCloseFd>();
     if (fchmod(fd, mode_t(info.mode)) != 0) return failure(info.path, "chmod", errno);
     if (each && fsync(fd) != 0) return failure(info.path, "fsync", errno);
+    // After the last change (the chmod): the rename below moves the folder, not the files, so
+    // this is the stat the library's scan will see.
+    struct stat st;
+    if (fstat(fd, &st) != 0) return failure(info.path, "fstat", errno);
+    stats.add(library::FileStat::of(st));
   }
   if (each) {
     // The folders' entries too: a file whose name is not durable is not there after a crash.
@@ -588,7 +594,7 @@ kj::Maybe<DiskFailure> PartialItem::complete() {
     KJ_LOG(WARNING, "the finished download's partial folder was not removed", *failure);
   }
   fsync(partialRoot);
-  return nullptr;
+  return library::newItem(manifest.clone(), stats.finish());
 }
 
 }  // namespace shoal::peer::download

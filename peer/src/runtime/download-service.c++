@@ -43,7 +43,7 @@ bool DownloadService::start(kj::StringPtr itemId) {
         KJ_IF_MAYBE (last, event.tryGet<download::event::Ended>()) {
           // Kept until the download is destroyed: onEnded runs once its guard is gone.
           ref.ending = Ending{last->outcome, kj::str(last->message), ref.download->status(),
-                              ref.download->bytesBySource()};
+                              ref.download->bytesBySource(), ref.download->takeFinished()};
           return;
         }
         onEvent(ref.download->itemId(), event);
@@ -64,7 +64,8 @@ void DownloadService::ended(kj::StringPtr itemIdParam) {
   KJ_IF_MAYBE (e, ending) {
     onEnded(itemId, kj::mv(*e));
   } else {
-    onEnded(itemId, Ending{download::Outcome::stopped, kj::str("ended without a report"), {}, {}});
+    onEnded(itemId,
+            Ending{download::Outcome::stopped, kj::str("ended without a report"), {}, {}, nullptr});
   }
 }
 

@@ -153,6 +153,9 @@ void Runtime::emitDownloadEvent(kj::StringPtr itemId, const DownloadEvent& event
 // that sees `finished` finds the item in the library.
 void Runtime::downloadEnded(kj::StringPtr itemIdParam, DownloadService::Ending ending) {
   bool finished = ending.outcome == download::Outcome::finished;
+  KJ_IF_MAYBE (item, ending.finished) {
+    verifiedItems.add(kj::mv(*item));  // the rescan below takes its digests from the cache
+  }
   auto report = [this, itemId = kj::str(itemIdParam),
                  ending = kj::mv(ending)](bool /* library changed */) {
     emit([&](control::Event::Builder e) {

@@ -280,6 +280,15 @@ void Runtime::startScan() {
   options.progress = &scanProgress;
   options.racyWindowNs = config.racyWindow / kj::NANOSECONDS;
   scanStartedAt = timer.now();
+  // Finished downloads: their digests were verified chunk by chunk as they were written, and
+  // their files were ours alone (in the state folder) until after the stat taken of them.
+  for (auto& item : verifiedItems) {
+    auto& m = item->manifest;
+    for (uint32_t i = 0; i < m.files.size(); ++i)
+      cache.put(m.itemId, m.files[i].path, item->stats[i], m.chunkSize, m.chunksOf(i));
+    cacheGrew = true;
+  }
+  verifiedItems.clear();
   // The worker owns the cache until it fulfils; the loop touches it again only after that.
   scanThread = kj::heap<kj::Thread>(
       [this, options = kj::mv(options), fulfiller = kj::mv(paf.fulfiller)]() mutable {
@@ -338,7 +347,8 @@ kj::Promise<void> Runtime::joinScan() {
 bool Runtime::applyScan(library::ScanResult result) {
   if (!result.complete || stopping) return false;
   reportLeftOut(result.skipped);
-  if (result.stats.filesHashed > 0 || !library.isPublished()) {
+  if (result.stats.filesHashed > 0 || cacheGrew || !library.isPublished()) {
+    cacheGrew = false;
     KJ_IF_MAYBE (problem, cache.save(config.stateDir)) {
       KJ_LOG(WARNING, "index cache not saved", *problem);
     }

@@ -134,13 +134,18 @@ TEST(PartialItem, CompleteMovesTheWholeItemIntoTheLibrary) {
   auto partial = disk.prepare(manifest);
   writeAll(*partial, item);
   EXPECT_FALSE(disk.exists("library/item"));
-  EXPECT_TRUE(partial->complete() == nullptr);
+  auto done = partial->complete();
+  ASSERT_TRUE(done.is<kj::Own<const library::Item>>());
+  // What it answers is the item as the library's scan will find it: same manifest, same stats.
+  auto& finished = *done.get<kj::Own<const library::Item>>();
+  EXPECT_TRUE(finished.manifest.digest == manifest.digest);
   for (uint32_t f = 0; f < manifest.files.size(); ++f) {
     auto path = kj::str(disk.libraryDir, "/item/", manifest.files[f].path);
     EXPECT_EQ(disk.read(path).asPtr(), item.files[f].asPtr()) << path.cStr();
     struct stat st;
     ASSERT_EQ(stat(path.cStr(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, manifest.files[f].mode);
+    EXPECT_TRUE(finished.stats[f] == library::FileStat::of(st)) << path.cStr();
   }
   // The partial folder is gone, nothing else is left in the state folder's partial area.
   auto left = PartialItem::load(disk.folders(), "item");
@@ -163,7 +168,7 @@ TEST(PartialItem, NestedFoldersAreCreatedAndMadeDurable) {
     auto r = partial->writeChunk({f, f, 0}, text.asBytes().slice(0, 3));
     ASSERT_EQ(r.get<PartialItem::Verdict>(), PartialItem::Verdict::written);
   }
-  EXPECT_TRUE(partial->complete() == nullptr);
+  EXPECT_TRUE(partial->complete().is<kj::Own<const library::Item>>());
   EXPECT_EQ(disk.read(kj::str(disk.libraryDir, "/nested/a/b/d")).asPtr(), "a/b"_kj.asBytes());
 }
 

@@ -350,6 +350,39 @@ TEST(Runtime, ARestartOnAnUnchangedLibraryHashesNothing) {
   EXPECT_EQ(events.count([](control::Event::Reader e) { return e.isScanProgress(); }), 0u);
 }
 
+// A finished download is not hashed a second time: the digests it verified go into the index
+// cache, so the rescan that lists the item hashes nothing (and reports no scan progress, which is
+// said only of scans that hash); a restart then finds the item unchanged as well.
+TEST(Runtime, AFinishedDownloadIsListedWithoutHashingItAgain) {
+  Peer a("alpha", 1);
+  Peer b("beta", 0, [&](RuntimeConfig& c) { c.peers.add(kj::str(a.address)); });
+  auto aId = formatPeerId(a.handle.id());
+  b.events.waitFor(
+      [&](auto e) {
+        return e.isLibraryChanged() && e.getLibraryChanged().getPeerId() == aId &&
+               e.getLibraryChanged().getItems() == 1;
+      },
+      "B synced A");
+  auto start = b.handle.call([](Runtime& r) {
+    kj::String message;
+    return r.startDownload("item-0", message);
+  });
+  ASSERT_EQ(start, DownloadStart::started);
+  auto ended = b.events.waitFor([](auto e) { return e.isDownloadEnded(); }, "download ended");
+  ASSERT_EQ(kj::StringPtr(ended->get().getDownloadEnded().getOutcome()), "finished");
+  EXPECT_EQ(b.handle.call([](Runtime& r) { return r.localLibrary().items().size(); }), 1u);
+  EXPECT_EQ(b.events.count([](control::Event::Reader e) { return e.isScanProgress(); }), 0u);
+
+  b.handle.shutdown();
+  ASSERT_TRUE(b.handle.waitStopped(10 * kj::SECONDS));
+  RuntimeHandle again;
+  test::Events events(again);
+  again.start(test::loopbackConfig(b.tree, "beta"));
+  auto started = events.waitFor(test::isStarted, "Started");
+  EXPECT_EQ(started->get().getStarted().getItems(), 1u);
+  EXPECT_EQ(events.count([](control::Event::Reader e) { return e.isScanProgress(); }), 0u);
+}
+
 TEST(Runtime, AnInboundHandshakeFailureIsAnEventAndCounted) {
   Peer a("alpha", 1);
   // Not TLS at all.

@@ -137,6 +137,8 @@ class Download {
   kj::StringPtr itemId() const { return item; }
   DownloadStatus status() const;
   kj::Vector<SourceBytes> bytesBySource() const { return core.bytesBySource(); }
+  // Once finished: the item as it is in the library, every chunk verified (complete()).
+  kj::Maybe<kj::Own<const library::Item>> takeFinished() { return kj::mv(finishedItem); }
 
  private:
   class TaskErrors final : public kj::TaskSet::ErrorHandler {
@@ -160,6 +162,7 @@ class Download {
   ChunkWriter writer;
   kj::Maybe<kj::Own<kj::PromiseFulfiller<Outcome>>> ended;  // run()'s, until Ended
   kj::Maybe<Outcome> endedWith;
+  kj::Maybe<kj::Own<const library::Item>> finishedItem;
   bool started = false;
   TaskErrors taskErrors;
   kj::Canceler canceler;                            // the tasks below, for abort()

@@ -20,6 +20,7 @@
 #include <shoal/codec/manifest.h>
 #include <shoal/peer/download/chunk-set.h>
 #include <shoal/peer/download/download-core.h>
+#include <shoal/peer/library/item.h>
 
 namespace shoal::peer::download {
 
@@ -83,7 +84,9 @@ class PartialItem {
   // Every file gets its mode and is made durable, then item/ is renamed to <library>/<itemId>
   // (never replacing anything) and the library folder made durable; the partial folder is then
   // removed. After a failure the partial state is still there, complete, for another attempt.
-  kj::Maybe<DiskFailure> complete();
+  // Answers the item as it now is in the library: the manifest (every chunk of it verified) and
+  // each file's stat after its last change, so the library need not hash it again.
+  kj::OneOf<kj::Own<const library::Item>, DiskFailure> complete();
 
   // Where the files are being written (for messages and tests).
   kj::StringPtr itemDir() const { return itemPath; }

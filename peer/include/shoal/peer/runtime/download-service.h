@@ -21,6 +21,7 @@ class DownloadService {
     kj::String message;  // what failed, for Outcome::failed
     download::DownloadStatus status;
     kj::Vector<download::SourceBytes> sources;
+    kj::Maybe<kj::Own<const library::Item>> finished;  // Outcome::finished: what was verified
   };
   using OnActive = kj::Function<void(kj::StringPtr itemId, bool active)>;
   using OnEvent = kj::Function<void(kj::StringPtr itemId, const download::DownloadEvent& event)>;

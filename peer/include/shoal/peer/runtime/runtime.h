@@ -159,6 +159,9 @@ class Runtime final : private Supervisor::Observer,
   bool scanInProgress = false;
   kj::Vector<kj::Own<kj::PromiseFulfiller<bool>>> scanWaiters;
   kj::Maybe<kj::Own<kj::Thread>> scanThread;
+  // Items downloads finished, for the index cache when the next scan starts (not hashed again).
+  kj::Vector<kj::Own<const library::Item>> verifiedItems;
+  bool cacheGrew = false;  // by verified items: save the cache even if the scan hashed nothing
   library::ScanProgress scanProgress;  // written by the scan's threads while scanInProgress
   kj::TimePoint scanStartedAt = kj::origin<kj::TimePoint>();
   kj::HashSet<kj::String> leftOut;  // what the last scan left out, each said once until it changes
