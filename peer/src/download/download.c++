@@ -51,8 +51,8 @@ kj::Maybe<DownloadStateGuard> DownloadStateGuard::begin(DownloadRegistry& regist
 DownloadStateGuard::DownloadStateGuard(DownloadRegistry& registry, kj::String itemId)
     : registry(registry), itemId(kj::mv(itemId)) {}
 
-DownloadStateGuard::DownloadStateGuard(DownloadStateGuard&& other)
-    : registry(other.registry), itemId(kj::mv(other.itemId)) {
+DownloadStateGuard::DownloadStateGuard(DownloadStateGuard&& other) noexcept
+    : registry(kj::mv(other.registry)), itemId(kj::mv(other.itemId)) {
   other.registry = nullptr;
 }
 

@@ -156,7 +156,7 @@ ChunkAnswer readChunk(const ChunkRead& read, int fd) {
   }
   size_t done = 0;
   while (done < length) {
-    ssize_t n = pread(fd, data.begin() + done, length - done, read.offset + done);
+    ssize_t n = pread(fd, data.begin() + done, length - done, off_t(read.offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail(wire::ErrorCode::INTERNAL, kj::str("read failed: ", strerror(errno)));
     if (n == 0) break;

@@ -23,8 +23,8 @@ namespace shoal::peer::download {
 
 class ChunkWriter {
  public:
-  // `threads` workers; at most `maxQueued` jobs waiting at once.
-  ChunkWriter(uint32_t threads, size_t maxQueued);
+  // `count` worker threads; at most `maxQueued` jobs waiting at once.
+  ChunkWriter(uint32_t count, size_t maxQueued);
   // Drops what has not started and joins the threads (each finishes the job it is on).
   ~ChunkWriter() noexcept(false);
   KJ_DISALLOW_COPY(ChunkWriter);

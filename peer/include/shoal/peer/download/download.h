@@ -80,7 +80,7 @@ class DownloadStateGuard {
   // Null when `itemId` is already downloading.
   static kj::Maybe<DownloadStateGuard> begin(DownloadRegistry& registry, kj::StringPtr itemId,
                                              const Download& download);
-  DownloadStateGuard(DownloadStateGuard&& other);
+  DownloadStateGuard(DownloadStateGuard&& other) noexcept;
   DownloadStateGuard& operator=(DownloadStateGuard&&) = delete;
   ~DownloadStateGuard() noexcept(false);
   KJ_DISALLOW_COPY(DownloadStateGuard);

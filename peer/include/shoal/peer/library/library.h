@@ -41,7 +41,7 @@ class Library {
 
   // An item being downloaded into the library is not listed and not found ([LIB-4], [MAN-3]).
   // Returns whether a new revision was published.
-  bool setDownloading(kj::StringPtr itemId, bool downloading);
+  bool setDownloading(kj::StringPtr itemId, bool on);
   bool isDownloading(kj::StringPtr itemId) const;
 
   // rev 0 until the first update().

@@ -65,7 +65,7 @@ class RequestServer {
   kj::Array<codec::FrameBuilder> getChunk(uint64_t id, wire::GetChunk::Reader request,
                                           const RemotePeer& peer);
   kj::Maybe<kj::Own<const library::Item>> findItem(uint64_t id, kj::StringPtr itemId,
-                                                   kj::Array<codec::FrameBuilder>& error) const;
+                                                   kj::Array<codec::FrameBuilder>& answer) const;
 
   const library::Library& library;
   int rootFd;
