@@ -15,6 +15,7 @@ kj::Array<CaseSpec> allCases() {
   livenessCases(out);
   goodbyeCases(out);
   errorCases(out);
+  downloadCases(out);
   return out.releaseAsArray();
 }
 

@@ -1,5 +1,6 @@
 #include <shoal/conformance/fixture.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -48,6 +49,52 @@ void writeFile(kj::StringPtr path, kj::ArrayPtr<const kj::byte> content) {
     KJ_REQUIRE(n > 0, "cannot write a fixture file", path, strerror(errno));
     done += size_t(n);
   }
+}
+
+kj::Maybe<kj::Array<kj::byte>> readFile(kj::StringPtr path) {
+  int fd = open(path.cStr(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return nullptr;
+  KJ_DEFER(close(fd));
+  kj::Vector<kj::byte> content;
+  kj::byte buffer[65536];
+  for (;;) {
+    ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return nullptr;
+    if (n == 0) return content.releaseAsArray();
+    content.addAll(kj::arrayPtr(buffer, size_t(n)));
+  }
+}
+
+bool pathExists(kj::StringPtr path) {
+  struct stat st;
+  return lstat(path.cStr(), &st) == 0;
+}
+
+namespace {
+void collectFiles(kj::StringPtr dir, kj::Vector<kj::String>& out) {
+  DIR* d = opendir(dir.cStr());
+  if (d == nullptr) return;
+  KJ_DEFER(closedir(d));
+  while (auto* entry = readdir(d)) {
+    kj::StringPtr name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    auto path = kj::str(dir, '/', name);
+    struct stat st;
+    if (lstat(path.cStr(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      collectFiles(path, out);
+    } else if (S_ISREG(st.st_mode)) {
+      out.add(kj::mv(path));
+    }
+  }
+}
+}  // namespace
+
+kj::Array<kj::String> filesUnder(kj::StringPtr dir) {
+  kj::Vector<kj::String> out;
+  collectFiles(dir, out);
+  return out.releaseAsArray();
 }
 
 kj::String makeTempDir(kj::StringPtr parent, kj::StringPtr prefix) {

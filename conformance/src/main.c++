@@ -159,15 +159,15 @@ class Conform {
   }
   Validity setJobs(kj::StringPtr t) { return number(t, 1, 64, options.jobs); }
   Validity setStepTimeout(kj::StringPtr t) {
-    uint32_t ms;
+    uint32_t ms = 0;  // stays 0 (below the minimum) when `t` is refused
     auto v = number(t, 10, 600000, ms);
-    options.stepTimeout = ms * kj::MILLISECONDS;
+    if (ms > 0) options.stepTimeout = ms * kj::MILLISECONDS;
     return v;
   }
   Validity setQuiet(kj::StringPtr t) {
-    uint32_t ms;
+    uint32_t ms = 0;
     auto v = number(t, 10, 60000, ms);
-    options.quiet = ms * kj::MILLISECONDS;
+    if (ms > 0) options.quiet = ms * kj::MILLISECONDS;
     return v;
   }
   Validity setReport(kj::StringPtr d) {

@@ -323,6 +323,7 @@ class Worker {
                    *identity,
                    options.stepTimeout,
                    options.quiet};
+      env.stateDir = state;
       auto result = execute(spec, level, env, true);
       // The target must stop cleanly on SIGTERM: anything else (a crash, a sanitizer report, a
       // hang) is charged to this case.

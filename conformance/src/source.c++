@@ -1,5 +1,7 @@
 #include <shoal/conformance/source.h>
 
+#include <string.h>
+
 #include <kj/debug.h>
 #include <shoal/codec/limits.h>
 #include <shoal/codec/validate.h>
@@ -84,11 +86,27 @@ kj::Maybe<kj::ArrayPtr<const codec::ItemInfo>> ScriptedLibrary::itemsAt(uint64_t
 // --- LibrarySource -----------------------------------------------------------------------------
 
 LibrarySource::LibrarySource(const ScriptedLibrary& library, Behaviour behaviour)
-    : lib(library), behaviour(behaviour) {}
+    : lib(library), how(behaviour) {}
+
+namespace {
+codec::Digest forgedDigest() {
+  return codec::sha256("a manifest nobody has"_kj.asBytes());
+}
+}  // namespace
+
+kj::Array<codec::ItemInfo> LibrarySource::listed() const {
+  auto items = lib.items();
+  if (how.forgedManifestDigest) {
+    for (auto& item : items)
+      item.manifestDigest = forgedDigest();
+  }
+  return items;
+}
 
 codec::Summary LibrarySource::announced() const {
   auto s = lib.summary();
-  if (behaviour.wrongLibraryDigest) s.digest = codec::sha256("not this library"_kj.asBytes());
+  if (how.forgedManifestDigest) s.digest = codec::libraryDigest(listed());
+  if (how.wrongLibraryDigest) s.digest = codec::sha256("not this library"_kj.asBytes());
   return s;
 }
 
@@ -98,15 +116,77 @@ void LibrarySource::onRequest(Connection& connection, const codec::InboundFrame&
   KJ_IF_MAYBE (theirs, connection.theirs()) {
     maxFrame = kj::max(theirs->maxFrameBytes, codec::kMinFrameBytes);
   }
-  auto frames = answerTo(request.root(), maxFrame);
+  auto root = request.root();
+  auto frames = answerTo(root, maxFrame);
+  if (root.isGetChunk()) {
+    auto get = root.getGetChunk();
+    asks.add(ChunkAsk{get.getId(), kj::str(get.getItemId()), get.getFileIndex(), get.getOffset(),
+                      get.getLength()});
+    KJ_IF_MAYBE (after, how.holdChunksAfter) {
+      if (chunkAnswers >= *after) {
+        connection.note(EntryKind::step, kj::str("the source holds its answer to ", get.getId()));
+        held.add(Held{get.getId(), kj::mv(frames)});
+        return;
+      }
+    }
+    ++chunkAnswers;
+    if (how.reversePairs) return answerInPairs(connection, get.getId(), kj::mv(frames));
+  }
+  sendLater(connection, kj::mv(frames));
+}
+
+kj::Array<uint64_t> LibrarySource::heldIds() const {
+  return KJ_MAP(h, held) {
+    return h.id;
+  };
+}
+
+void LibrarySource::releaseHeld(Connection& connection) {
+  auto out = kj::mv(held);
+  for (auto& h : out) {
+    for (auto& f : h.answer)
+      connection.send(kj::mv(f));
+  }
+}
+
+kj::Array<uint64_t> LibrarySource::takeHeld() {
+  auto ids = heldIds();
+  held.clear();
+  return ids;
+}
+
+void LibrarySource::answerInPairs(Connection& connection, uint64_t id,
+                                  kj::Array<FrameBuilder> frames) {
+  KJ_IF_MAYBE (first, pairFirst) {
+    connection.note(EntryKind::step, kj::str("the source answers ", id, " before ", first->id));
+    ++reorders;
+    auto earlier = kj::mv(first->answer);
+    pairFirst = nullptr;
+    sendLater(connection, kj::mv(frames));
+    sendLater(connection, kj::mv(earlier));
+    return;
+  }
+  pairFirst = Held{id, kj::mv(frames)};
+  auto& c = connection;
+  c.tasks().add(c.timer().afterDelay(how.pairWait).then([this, &c, id]() {
+    KJ_IF_MAYBE (waiting, pairFirst) {
+      if (waiting->id != id || c.closed()) return;
+      auto alone = kj::mv(waiting->answer);
+      pairFirst = nullptr;
+      sendLater(c, kj::mv(alone));
+    }
+  }));
+}
+
+void LibrarySource::sendLater(Connection& connection, kj::Array<FrameBuilder> frames) {
   bool vanish = false;
-  KJ_IF_MAYBE (limit, behaviour.vanishAfter) {
+  KJ_IF_MAYBE (limit, how.vanishAfter) {
     vanish = answers >= *limit;
   }
   ++answers;
   auto& c = connection;
-  kj::Promise<void> wait = behaviour.delay > 0 * kj::SECONDS ? c.timer().afterDelay(behaviour.delay)
-                                                             : kj::Promise<void>(kj::READY_NOW);
+  kj::Promise<void> wait = how.delay > 0 * kj::SECONDS ? c.timer().afterDelay(how.delay)
+                                                       : kj::Promise<void>(kj::READY_NOW);
   c.tasks().add(wait.then([&c, frames = kj::mv(frames), vanish]() mutable {
     if (c.closed()) return;
     if (vanish) {
@@ -159,7 +239,7 @@ constexpr size_t kPageOverhead = 512;  // a page's fields besides its entries
 
 kj::Array<FrameBuilder> LibrarySource::library(uint64_t id, wire::GetLibrary::Reader get,
                                                uint32_t maxFrame) {
-  auto now = lib.items();
+  auto now = listed();
   auto summary = announced();
   size_t budget = maxFrame - kPageOverhead;
   kj::Vector<FrameBuilder> pages;
@@ -187,9 +267,9 @@ kj::Array<FrameBuilder> LibrarySource::library(uint64_t id, wire::GetLibrary::Re
       }
     }
     // Upserts first, then removals, each on their own pages.
-    auto upBreaks = pageBreaks(upserts.size(), behaviour.pageItems, budget,
+    auto upBreaks = pageBreaks(upserts.size(), how.pageItems, budget,
                                [&](size_t k) { return codec::itemEntryBytes(upserts[k]); });
-    auto rmBreaks = pageBreaks(removals.size(), behaviour.pageItems, budget,
+    auto rmBreaks = pageBreaks(removals.size(), how.pageItems, budget,
                                [&](size_t k) { return codec::listTextBytes(removals[k].size()); });
     upBreaks.add(upserts.size());
     rmBreaks.add(removals.size());
@@ -224,7 +304,7 @@ kj::Array<FrameBuilder> LibrarySource::library(uint64_t id, wire::GetLibrary::Re
     codec::rootOf(*pages.back()).getLibraryDelta().setLast(true);
     return pages.releaseAsArray();
   }
-  auto breaks = pageBreaks(now.size(), behaviour.pageItems, budget,
+  auto breaks = pageBreaks(now.size(), how.pageItems, budget,
                            [&](size_t k) { return codec::itemEntryBytes(now[k]); });
   breaks.add(now.size());
   size_t at = 0;
@@ -248,8 +328,9 @@ kj::Array<FrameBuilder> LibrarySource::manifest(uint64_t id, kj::StringPtr itemI
                                                 uint32_t maxFrame) {
   KJ_IF_MAYBE (m, lib.manifest(itemId)) {
     auto pages = codec::manifestPages(id, *m, maxFrame);
-    if (behaviour.wrongManifestDigest) {
-      auto other = codec::sha256("another manifest"_kj.asBytes());
+    if (how.wrongManifestDigest || how.forgedManifestDigest) {
+      auto other = how.forgedManifestDigest ? forgedDigest()
+                                            : codec::sha256("another manifest"_kj.asBytes());
       for (auto& p : pages)
         codec::rootOf(*p).getManifest().setDigest(other.asBytes());
     }
@@ -272,8 +353,11 @@ kj::Array<FrameBuilder> LibrarySource::chunk(wire::GetChunk::Reader get, uint32_
       if (length + codec::kFrameOverheadBytes > maxFrame) {
         return kj::arr(codec::errorFrame(id, wire::ErrorCode::TOO_LARGE, "above your frame limit"));
       }
-      auto data = kj::heapArray(content->slice(offset, offset + length));
-      if (behaviour.corruptChunks && data.size() > 0) data[0] ^= 0x01;
+      auto data = kj::heapArray<kj::byte>(length + (how.extraByte ? 1 : 0));
+      memcpy(data.begin(), content->begin() + offset, length);
+      if (how.extraByte)
+        data[length] = offset + length < content->size() ? (*content)[offset + length] : 0;
+      if (how.corruptChunks && data.size() > 0) data[0] ^= 0x01;
       return kj::arr(chunkFrame(id, data));
     }
   }

@@ -211,6 +211,37 @@ uint16_t reservePort() {
 
 // --- control API -------------------------------------------------------------------------------
 
+kj::Promise<void> EventLog::push(PushContext context) {
+  auto copy = kj::heap<capnp::MallocMessageBuilder>();
+  copy->setRoot(context.getParams().getEvent());
+  events.add(kj::mv(copy));
+  wake();
+  return kj::READY_NOW;
+}
+
+kj::Promise<void> EventLog::done(DoneContext) {
+  finished = true;
+  wake();
+  return kj::READY_NOW;
+}
+
+control::Event::Reader EventLog::at(size_t index) {
+  return events[index]->getRoot<control::Event>().asReader();
+}
+
+kj::Promise<void> EventLog::beyond(size_t seen) {
+  if (events.size() > seen || finished) return kj::READY_NOW;
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  waiting.add(kj::mv(paf.fulfiller));
+  return kj::mv(paf.promise);
+}
+
+void EventLog::wake() {
+  for (auto& w : waiting)
+    w->fulfill();
+  waiting.clear();
+}
+
 ControlClient::ControlClient(kj::Own<kj::AsyncIoStream> streamParam)
     : stream(kj::mv(streamParam)),
       rpc(kj::heap<capnp::TwoPartyClient>(*stream)),

@@ -65,7 +65,10 @@ Trial::~Trial() noexcept(false) {
 
 void Trial::closeAll() {
   connections.clear();
+  logEvents();
   controlClient = nullptr;
+  eventSink = nullptr;
+  eventLog = nullptr;
 }
 
 kj::Maybe<PeerId> Trial::targetId() const {
@@ -160,7 +163,11 @@ kj::Maybe<Connection&> Trial::open(Open options) {
   if (failed()) return nullptr;
   Announce a = options.announce.orDefault(announce());
   bool toCase = options.requestsToCase;
-  auto prepared = [toCase](Connection& c) -> Connection& {
+  kj::Maybe<Source&> source = options.source;
+  auto prepared = [toCase, source](Connection& c) -> Connection& {
+    KJ_IF_MAYBE (s, source) {
+      c.setSource(*s);
+    }
     if (toCase) {
       c.deliver(Which::GET_LIBRARY);
       c.deliver(Which::GET_MANIFEST);
@@ -461,6 +468,63 @@ kj::Maybe<ControlClient&> Trial::control() {
     return nullptr;
   }
   unimplemented(kj::str("the target has no control API (--control)"));
+  return nullptr;
+}
+
+kj::Maybe<EventLog&> Trial::events() {
+  if (failed()) return nullptr;
+  KJ_IF_MAYBE (existing, eventLog) {
+    return *existing;
+  }
+  KJ_IF_MAYBE (c, control()) {
+    auto server = kj::heap<EventLog>();
+    auto& ref = *server;
+    control::EventSink::Client client = kj::mv(server);
+    auto request = c->api().subscribeRequest();
+    request.setSink(client);
+    log.add(timer().now(), 0, EntryKind::control, kj::str("control: subscribe()"));
+    auto done = within(timer(), env.io.waitScope, stepTimeout(),
+                       request.send().then([](auto&&) { return true; }));
+    if (done == nullptr) {
+      harnessError(kj::str("control subscribe() did not return"));
+      return nullptr;
+    }
+    eventSink = kj::mv(client);
+    eventLog = ref;
+    return ref;
+  }
+  return nullptr;
+}
+
+void Trial::logEvents() {
+  KJ_IF_MAYBE (sink, eventLog) {
+    for (; eventsLogged < sink->size(); ++eventsLogged) {
+      log.add(timer().now(), 0, EntryKind::control,
+              kj::str("event: ", frameText(kj::str(sink->at(eventsLogged)), 300)));
+    }
+  }
+}
+
+kj::Maybe<size_t> Trial::expectEvent(kj::StringPtr what, EventMatch match, kj::Duration timeout,
+                                     size_t from, kj::StringPtr requirement) {
+  KJ_IF_MAYBE (got, events()) {
+    auto deadline = timer().now() + timeout;
+    for (size_t i = from;;) {
+      for (; i < got->size(); ++i) {
+        if (match(got->at(i))) {
+          logEvents();
+          return i;
+        }
+      }
+      logEvents();
+      auto now = timer().now();
+      if (got->ended() || now >= deadline) break;
+      within(timer(), env.io.waitScope, deadline - now, got->beyond(i).then([]() { return true; }));
+    }
+    fail(requirement == nullptr ? caseSpec.requirement : requirement, kj::str(what),
+         kj::str(got->ended() ? "the target's event stream ended" : "no such event", " within ",
+                 timeout / kj::MILLISECONDS, " ms"));
+  }
   return nullptr;
 }
 

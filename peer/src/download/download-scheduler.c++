@@ -7,6 +7,7 @@
 
 #include <kj/debug.h>
 #include <shoal/codec/frames.h>
+#include <shoal/peer/mutant.h>
 
 namespace shoal::peer::download {
 
@@ -230,8 +231,12 @@ kj::Maybe<ChunkWrite> DownloadCore::onChunk(Ticket ticket, size_t length, kj::Ti
     if (length != request.length) {
       // [CHK-6]: a bad chunk of that source.
       if (chunk.status == ChunkStatus::requested && chunk.copies == 0) backToMissing(request.chunk);
-      strike(request.source, kj::str("chunk ", request.chunk, " came with ", length,
-                                     " bytes instead of ", request.length));
+      if (isMutant(Mutant::wrongLengthForgiven)) {
+        sourceFailed(request.source, *source, "a chunk of the wrong length", now);
+      } else {
+        strike(request.source, kj::str("chunk ", request.chunk, " came with ", length,
+                                       " bytes instead of ", request.length));
+      }
       checkSources(now);
       schedule(now);
       return nullptr;
@@ -311,7 +316,7 @@ void DownloadCore::strike(SourceKey key, kj::StringPtr why) {
     if (!source->usable) return;
     ++source->badChunks;
     events.add(event::BadChunk{key, source->info.peer, source->badChunks});
-    if (source->badChunks >= limits.maxBadChunks) {
+    if (source->badChunks >= limits.maxBadChunks && !isMutant(Mutant::noStrikes)) {
       dropSource(key, *source, DropReason::badChunks,
                  kj::str(source->badChunks, " bad chunks, the last: ", why));
     }

@@ -617,10 +617,19 @@ void SessionCore::onAnswer(codec::InboundFrame frame) {
   uint64_t id = codec::requestIdOf(root);
   auto kind = root.which();
   KJ_IF_MAYBE (out, outgoing.find(id)) {
+    if (isMutant(Mutant::answersInOrder)) {
+      for (auto& older : outgoing) {
+        if (older.key < id) return protocolError(kj::str("answer ", id, " before ", older.key));
+      }
+    }
     if (kind == Which::ERROR) {
       bool cancelled = out->cancelled;
       outgoing.erase(id);
       if (isMutant(Mutant::requestErrorFatal)) return protocolError("a request failed");
+      if (cancelled && isMutant(Mutant::cancelledAnswerFatal) &&
+          root.getError().getCode() != wire::ErrorCode::CANCELLED) {
+        return protocolError(kj::str("answer ", id, " after its Cancel"));
+      }
       if (isMutant(Mutant::unknownCodeFatal) &&
           root.getError().getCode() > wire::ErrorCode::INTERNAL) {
         return protocolError("unknown error code");
@@ -632,6 +641,9 @@ void SessionCore::onAnswer(codec::InboundFrame frame) {
       }
       pump();
       return;
+    }
+    if (out->cancelled && isMutant(Mutant::cancelledAnswerFatal)) {
+      return protocolError(kj::str("answer ", id, " after its Cancel"));
     }
     if (!answers(out->kind, kind) && !isMutant(Mutant::pagesUnchecked)) {
       protocolError(kj::str(codec::name(out->kind), " ", id, " answered with ", codec::name(kind)));

@@ -82,6 +82,7 @@ struct TrialEnv {
   const Identity& harnessIdentity;  // the key the target was told about (pinned, {harness-id})
   kj::Duration stepTimeout;         // for expectations
   kj::Duration quiet;               // "nothing happens within" windows
+  kj::Maybe<kj::StringPtr> stateDir = nullptr;  // launched targets only: the `{state}` folder
 };
 
 struct Failure {
@@ -117,6 +118,8 @@ class Trial {
     TlsProfile profile;
     kj::Maybe<Announce> announce;  // what this connection will say in Hello / HelloAck
     bool requestsToCase = false;   // the target's requests go to the case, not a source
+    kj::Maybe<Source&> source =
+        nullptr;  // serves the target's requests (default: an empty library)
   };
   // Opens a connection in the case's role: dials the target (responder) or accepts its next
   // connection (initiator). TLS per the run's mode.
@@ -175,6 +178,16 @@ class Trial {
   // not wait for it to end.
   bool stopTarget(bool viaControl = false);
   kj::Maybe<Process&> process() { return env.process; }
+  kj::Maybe<kj::StringPtr> stateDir() const { return env.stateDir; }
+
+  // --- the target's events (control API `subscribe`) -------------------------------------------
+  // Subscribes on first use; UNIMPLEMENTED when the target has no control API.
+  kj::Maybe<EventLog&> events();
+  using EventMatch = kj::Function<bool(control::Event::Reader)>;
+  // The index of the first event from `from` on that matches `match`, waiting up to `timeout`;
+  // a failure of `requirement` when none comes. Every event is copied into the transcript.
+  kj::Maybe<size_t> expectEvent(kj::StringPtr what, EventMatch match, kj::Duration timeout,
+                                size_t from = 0, kj::StringPtr requirement = nullptr);
 
   // --- results ---------------------------------------------------------------------------------
   Verdict verdict() const;
@@ -205,6 +218,10 @@ class Trial {
   bool stopped = false;  // unimplemented or harness error: stop the script
   bool errored = false;
   kj::Maybe<kj::Own<ControlClient>> controlClient;
+  kj::Maybe<EventLog&> eventLog;  // owned by `eventSink`'s capability
+  kj::Maybe<control::EventSink::Client> eventSink;
+  size_t eventsLogged = 0;
+  void logEvents();
   ScriptedLibrary emptyLibrary;  // what the harness serves by default: nothing
   kj::Own<LibrarySource> emptySource;
 };
@@ -223,5 +240,6 @@ void chunkCases(kj::Vector<CaseSpec>& out);
 void livenessCases(kj::Vector<CaseSpec>& out);
 void goodbyeCases(kj::Vector<CaseSpec>& out);
 void errorCases(kj::Vector<CaseSpec>& out);
+void downloadCases(kj::Vector<CaseSpec>& out);  // the target as downloader
 
 }  // namespace shoal::conformance

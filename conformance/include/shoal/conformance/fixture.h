@@ -56,6 +56,12 @@ class Fixture {
 
 // Writes `content` to `path`, creating parent folders.
 void writeFile(kj::StringPtr path, kj::ArrayPtr<const kj::byte> content);
+// The whole file at `path` (not following a symlink), or null when it cannot be read.
+kj::Maybe<kj::Array<kj::byte>> readFile(kj::StringPtr path);
+// Whether anything (file, folder, symlink) is at `path`.
+bool pathExists(kj::StringPtr path);
+// The regular files under `dir`, recursively and without following symlinks, as full paths.
+kj::Array<kj::String> filesUnder(kj::StringPtr dir);
 // A fresh folder under `parent` (mkdtemp).
 kj::String makeTempDir(kj::StringPtr parent, kj::StringPtr prefix);
 // Deletes a tree; never follows symlinks.

@@ -15,7 +15,7 @@ struct Requirement {
   kj::Maybe<Level> level;  // null: MAY only
 };
 
-kj::Array<Requirement> parseRequirements(kj::StringPtr markdown);
+kj::Array<Requirement> parseRequirements(kj::StringPtr doc);
 
 // docs/protocol.md as it was when the binary was built.
 kj::StringPtr protocolDocument();

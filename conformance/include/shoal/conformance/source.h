@@ -54,7 +54,27 @@ struct Behaviour {
   bool wrongLibraryDigest = false;       // summaries carry a digest of something else (lying)
   bool corruptChunks = false;            // chunk data with one byte flipped (lying)
   bool wrongManifestDigest = false;      // manifests claim another digest (lying)
-  kj::Maybe<uint32_t> vanishAfter;       // after this many answers, reset the connection
+  // The item list and the manifests agree on a digest that is not the manifest's (lying: only
+  // recomputing the digest shows it, [MAN-21]).
+  bool forgedManifestDigest = false;
+  bool extraByte = false;           // chunk data one byte longer than asked (lying, [CHK-6])
+  kj::Maybe<uint32_t> vanishAfter;  // after this many answers, reset the connection
+  // After this many Chunk answers, GetChunk answers are held until the case releases them (a
+  // download caught in the middle).
+  kj::Maybe<uint32_t> holdChunksAfter;
+  // GetChunk answers go out in pairs, the later request's first ([RQ-10]); a request alone for
+  // `pairWait` is answered alone.
+  bool reversePairs = false;
+  kj::Duration pairWait = 200 * kj::MILLISECONDS;
+};
+
+// A GetChunk as the target asked it.
+struct ChunkAsk {
+  uint64_t id;
+  kj::String itemId;
+  uint32_t fileIndex;
+  uint64_t offset;
+  uint32_t length;
 };
 
 class LibrarySource final : public Source {
@@ -64,6 +84,19 @@ class LibrarySource final : public Source {
   void onRequest(Connection& connection, const codec::InboundFrame& request) override;
   uint32_t answered() const { return answers; }
   uint32_t requests() const { return received; }
+  kj::ArrayPtr<const ChunkAsk> chunkAsks() const { return asks; }
+  uint32_t reordered() const { return reorders; }  // pairs answered later request first
+  Behaviour& behaviour() { return how; }
+
+  // The GetChunk answers held back (holdChunksAfter), oldest first.
+  kj::Array<uint64_t> heldIds() const;
+  // Sends the held answers as this source produced them (honest or lying); the hold stays for
+  // later requests unless lifted (behaviour().holdChunksAfter).
+  void releaseHeld(Connection& connection);
+  // Forgets the held answers: the case answers those ids itself.
+  kj::Array<uint64_t> takeHeld();
+  // The library summary this source announces (Hello, pages).
+  codec::Summary announced() const;
 
   // The answer frames to one request, as this source would send them (also used by tests).
   kj::Array<FrameBuilder> answerTo(wire::Frame::Reader request, uint32_t requesterMaxFrameBytes);
@@ -72,12 +105,24 @@ class LibrarySource final : public Source {
   kj::Array<FrameBuilder> library(uint64_t id, wire::GetLibrary::Reader get, uint32_t maxFrame);
   kj::Array<FrameBuilder> manifest(uint64_t id, kj::StringPtr itemId, uint32_t maxFrame);
   kj::Array<FrameBuilder> chunk(wire::GetChunk::Reader get, uint32_t maxFrame);
-  codec::Summary announced() const;
+  kj::Array<codec::ItemInfo> listed() const;  // the items as this source lists them
 
+  void sendLater(Connection& connection, kj::Array<FrameBuilder> frames);
+  void answerInPairs(Connection& connection, uint64_t id, kj::Array<FrameBuilder> frames);
+
+  struct Held {
+    uint64_t id;
+    kj::Array<FrameBuilder> answer;
+  };
   const ScriptedLibrary& lib;
-  Behaviour behaviour;
+  Behaviour how;
   uint32_t answers = 0;
   uint32_t received = 0;
+  uint32_t chunkAnswers = 0;
+  uint32_t reorders = 0;
+  kj::Vector<ChunkAsk> asks;
+  kj::Vector<Held> held;
+  kj::Maybe<Held> pairFirst;  // reversePairs: the request waiting for a partner
 };
 
 // Deterministic pseudo-random bytes (xorshift) for file contents both sides can regenerate.

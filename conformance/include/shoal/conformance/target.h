@@ -11,6 +11,7 @@
 #include <kj/map.h>
 #include <kj/one-of.h>
 #include <kj/string.h>
+#include <kj/vector.h>
 #include <shoal/schema/control.capnp.h>
 
 namespace shoal::conformance {
@@ -79,6 +80,26 @@ uint16_t reservePort();
 kj::Maybe<kj::String> waitReady(kj::AsyncIoContext& io, Process& process, kj::StringPtr address,
                                 kj::Maybe<kj::StringPtr> control,
                                 kj::Duration timeout = 15 * kj::SECONDS);
+
+// The events a target pushes to a control subscriber (`subscribe`), kept in arrival order so that
+// a case can wait for one and read what came before it.
+class EventLog final : public control::EventSink::Server {
+ public:
+  kj::Promise<void> push(PushContext context) override;
+  kj::Promise<void> done(DoneContext context) override;
+
+  size_t size() const { return events.size(); }
+  control::Event::Reader at(size_t index);
+  bool ended() const { return finished; }
+  // Resolves when there are more than `seen` events, or the stream ended.
+  kj::Promise<void> beyond(size_t seen);
+
+ private:
+  void wake();
+  kj::Vector<kj::Own<capnp::MallocMessageBuilder>> events;
+  kj::Vector<kj::Own<kj::PromiseFulfiller<void>>> waiting;
+  bool finished = false;
+};
 
 // The target's control API, over its Unix socket; one RPC connection per use.
 class ControlClient {

@@ -86,6 +86,15 @@ enum class Mutant : uint16_t {
   viewTrustsDigest,
   viewAppliesAnyDelta,
   epochZero,
+  skipsChunkCheck,
+  noStrikes,
+  wrongLengthForgiven,
+  ignoresSourceChunkLimit,
+  renameEarly,
+  trustsResume,
+  downloadingNotFound,
+  cancelledAnswerFatal,
+  answersInOrder,
 };
 
 struct MutantInfo {
