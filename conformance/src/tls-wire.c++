@@ -64,10 +64,14 @@ class PlainChannel final : public Channel {
             [](kj::Exception&& e) -> ReadEvent { return endOf(kj::mv(e)); });
   }
   kj::Promise<void> write(kj::ArrayPtr<const kj::byte> bytes) override {
+    // Writes queued before a reset find no stream: they fail like writes to a closed socket.
+    if (stream.get() == nullptr) return KJ_EXCEPTION(DISCONNECTED, "the harness reset it");
     return stream->write(bytes.begin(), bytes.size());
   }
   kj::Promise<void> closeNotify() override { return kj::READY_NOW; }
-  void fin() override { stream->shutdownWrite(); }
+  void fin() override {
+    if (stream.get() != nullptr) stream->shutdownWrite();
+  }
   void reset() override {
     struct linger hard = {1, 0};
     stream->setsockopt(SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
