@@ -47,6 +47,9 @@ CHUNK = 24  # cases per shoal-conform run in the check, so that the workers stay
 AREA_PREFIX = {"transport": "tr", "framing": "fr", "handshake": "hs", "requests": "rq",
                "library": "lib", "manifests": "man", "chunks": "chk", "liveness": "liv",
                "goodbye": "bye", "errors": "err", "discovery": "dsc"}
+# Areas whose cases run only inside a network namespace: conformance/test/discovery.sh (CTest
+# conformance-discovery) checks their mutants; the soak and the check leave them out.
+NETNS_AREAS = {"discovery"}
 # Mutants whose defect can show in a case of any area: the related scope runs them everywhere.
 BROAD = {"answer-twice", "wrong-answer-id", "talks-after-error", "ignore-bad-frames",
          "no-close-notify", "error-code-outside-table"}
@@ -80,7 +83,7 @@ class Runner:
         mutants = []
         for line in out.stdout.splitlines():
             parts = line.split(None, 3)
-            if len(parts) == 4:
+            if len(parts) == 4 and parts[1] not in NETNS_AREAS:
                 mutants.append({"name": parts[0], "area": parts[1],
                                 "requirements": parts[2].split(","), "breaks": parts[3]})
         return mutants

@@ -16,6 +16,7 @@ kj::Array<CaseSpec> allCases() {
   goodbyeCases(out);
   errorCases(out);
   downloadCases(out);
+  discoveryCases(out);
   return out.releaseAsArray();
 }
 

@@ -70,6 +70,11 @@ class Conform {
                           "how long one expectation waits (default 5000)")
         .addOptionWithArg({"quiet-ms"}, KJ_BIND_METHOD(*this, setQuiet), "<ms>",
                           "the window of 'nothing happens' expectations (default 300)")
+        .addOptionWithArg({"discovery"}, KJ_BIND_METHOD(*this, setDiscovery), "<iface>",
+                          "run the discovery cases: the target announces on this interface "
+                          "({iface}); only inside a network namespace of the test's own")
+        .addOptionWithArg({"discovery-other"}, KJ_BIND_METHOD(*this, setDiscoveryOther), "<iface>",
+                          "an interface the target must not announce on ([DSC-3])")
         .addOptionWithArg({"report"}, KJ_BIND_METHOD(*this, setReport), "<dir>",
                           "write report.html, results.json and junit.xml there")
         .addOption({"fail-fast"}, KJ_BIND_METHOD(*this, setFailFast),
@@ -184,6 +189,14 @@ class Conform {
   }
   Validity setKeep() {
     options.keep = true;
+    return true;
+  }
+  Validity setDiscovery(kj::StringPtr i) {
+    options.discovery = kj::str(i);
+    return true;
+  }
+  Validity setDiscoveryOther(kj::StringPtr i) {
+    options.discoveryOther = kj::str(i);
     return true;
   }
   Validity setTemp(kj::StringPtr d) {

@@ -137,6 +137,10 @@ class Worker {
       trial.unimplemented(kj::str("not applicable in ", env.tls ? "TLS" : "plaintext", " mode"));
     } else if ((spec.needs & need::launch) && env.process == nullptr) {
       trial.unimplemented(kj::str("needs a launched target (--launch)"));
+    } else if ((spec.needs & need::discovery) && env.discoveryInterface == nullptr) {
+      trial.unimplemented(
+          kj::str("needs --discovery IFACE, inside a network namespace "
+                  "(conformance/test/discovery.sh)"));
     } else if (spec.role == Role::initiator && env.harnessListener == nullptr) {
       trial.unimplemented(kj::str("the target as initiator needs --launch"));
     } else {
@@ -277,6 +281,10 @@ class Worker {
     p.set("max-connections", kj::str(s.maxConnections));
     p.set("rescan-ms", kj::str(s.rescanMs));
     p.set("chunk-size", kj::str(s.chunkSize));
+    p.flag("discover", s.discover);
+    p.set("discover-ms", kj::str(s.discoverMs));
+    p.set("iface", options.discovery.map([](const kj::String& i) { return kj::str(i); })
+                       .orDefault(kj::str("none")));
     for (auto& d : options.defines) {
       KJ_IF_MAYBE (eq, d.findFirst('=')) {
         p.set(kj::str(d.slice(0, *eq)), kj::str(d.slice(*eq + 1)));
@@ -324,6 +332,10 @@ class Worker {
                    options.stepTimeout,
                    options.quiet};
       env.stateDir = state;
+      env.discoveryInterface =
+          options.discovery.map([](const kj::String& i) -> kj::StringPtr { return i; });
+      env.otherInterface =
+          options.discoveryOther.map([](const kj::String& i) -> kj::StringPtr { return i; });
       auto result = execute(spec, level, env, true);
       // The target must stop cleanly on SIGTERM: anything else (a crash, a sanitizer report, a
       // hang) is charged to this case.

@@ -2,6 +2,7 @@
 
 #include <kj/debug.h>
 #include <shoal/codec/validate.h>
+#include <stdlib.h>
 #include <sys/random.h>
 
 namespace shoal::conformance {
@@ -469,6 +470,13 @@ kj::Maybe<ControlClient&> Trial::control() {
   }
   unimplemented(kj::str("the target has no control API (--control)"));
   return nullptr;
+}
+
+uint16_t Trial::targetPort() const {
+  KJ_IF_MAYBE (colon, env.targetAddress.findLast(':')) {
+    return uint16_t(strtoul(env.targetAddress.cStr() + *colon + 1, nullptr, 10));
+  }
+  return 0;
 }
 
 kj::Maybe<EventLog&> Trial::events() {

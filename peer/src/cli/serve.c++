@@ -327,6 +327,10 @@ class ServeCommand {
     if (config.session.deadTimeout <= config.session.idleTimeout) {
       return "--dead-timeout must be above --idle-timeout";
     }
+    if (!discover && isMutant(Mutant::discoverByDefault)) {
+      discover = true;
+      discoveryOptions.interfaces.all = true;
+    }
     if (discover) {
       // --discover-iface names the interfaces; --discover alone means all of them.
       if (discoveryOptions.interfaces.names.size() > 0) discoveryOptions.interfaces.all = false;

@@ -1,9 +1,12 @@
 #include <shoal/peer/discovery/announce.h>
 
+#include <string.h>
+
 #include <kj/debug.h>
 #include <shoal/codec/frame.h>
 #include <shoal/codec/frames.h>
 #include <shoal/codec/validate.h>
+#include <shoal/peer/mutant.h>
 
 namespace shoal::peer::discovery {
 
@@ -39,7 +42,7 @@ kj::Array<kj::byte> encodeAnnounce(const Announce& announce) {
   auto a = codec::rootOf(*frame).initAnnounce();
   a.setPeerId(announce.peerId.asBytes());
   a.setInstanceId(announce.instanceId);
-  a.setPort(announce.port);
+  a.setPort(uint16_t(announce.port + (isMutant(Mutant::announceWrongPort) ? 1 : 0)));
   a.setName(codec::sanitizeText(announce.name, codec::Limits().maxNameBytes));
   a.setVersionMin(announce.versionMin);
   a.setVersionMax(announce.versionMax);
@@ -47,6 +50,12 @@ kj::Array<kj::byte> encodeAnnounce(const Announce& announce) {
   auto bytes = codec::encodeFrame(*frame);
   // Fixed fields take under 200 bytes and the name at most 256: a longer datagram is our bug.
   KJ_ASSERT(bytes.size() <= kMaxDatagramBytes, bytes.size());
+  if (isMutant(Mutant::announceTrailingByte)) {
+    auto longer = kj::heapArray<kj::byte>(bytes.size() + 1);
+    memcpy(longer.begin(), bytes.begin(), bytes.size());
+    longer[bytes.size()] = 0;
+    return longer;
+  }
   return bytes;
 }
 

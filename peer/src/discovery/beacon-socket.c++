@@ -7,6 +7,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <shoal/peer/discovery/announce.h>
+#include <shoal/peer/mutant.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -119,7 +120,7 @@ kj::AutoCloseFd BeaconSocket::openSender(const NetworkInterface& interface) {
     struct ip_mreqn out = {};
     out.imr_ifindex = int(interface.index);
     KJ_SYSCALL(setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &out, sizeof(out)), interface.name);
-    setInt(fd, IPPROTO_IP, IP_MULTICAST_TTL, 1);
+    setInt(fd, IPPROTO_IP, IP_MULTICAST_TTL, isMutant(Mutant::beaconTtlTwo) ? 2 : 1);
     setInt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, 1);
   } else {
     setInt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, int(interface.index));

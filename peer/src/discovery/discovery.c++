@@ -2,6 +2,7 @@
 
 #include <kj/debug.h>
 #include <shoal/peer/discovery/mdns.h>
+#include <shoal/peer/mutant.h>
 
 namespace shoal::peer::discovery {
 
@@ -109,6 +110,7 @@ void Discovery::onDatagram(BeaconSocket::Datagram d) {
       logDrop(drop);
     }
     KJ_CASE_ONEOF(announce, Announce) {
+      if (isMutant(Mutant::answersAnnounce)) localChanged();
       heard(Sighting{FoundBy::beacon, announce.peerId, announce.instanceId,
                      kj::str(d.dialHost, ":", announce.port)});
     }

@@ -4,6 +4,7 @@
 #include <kj/debug.h>
 #include <kj/map.h>
 #include <net/if.h>
+#include <shoal/peer/mutant.h>
 
 namespace shoal::peer::discovery {
 
@@ -47,7 +48,7 @@ ChosenInterfaces choose(kj::ArrayPtr<const NetworkInterface> present,
   auto usable = [](const NetworkInterface& i) {
     return i.up && i.multicast;
   };
-  if (choice.all) {
+  if (choice.all || isMutant(Mutant::discoveryAnyInterface)) {
     for (auto& i : present) {
       if (usable(i) && !i.loopback) result.chosen.add(i.clone());
     }

@@ -159,6 +159,18 @@ const MutantInfo kMutants[] = {
      "ends the session when a request it cancelled is answered with anything but cancelled"},
     {Mutant::answersInOrder, "answers-in-order", "requests", "RQ-10",
      "ends the session on an answer to any but its oldest outstanding request"},
+    {Mutant::discoverByDefault, "discover-by-default", "discovery", "DSC-1",
+     "announces itself on every interface without --discover"},
+    {Mutant::beaconTtlTwo, "beacon-ttl-two", "discovery", "DSC-2",
+     "sends its Announce datagrams with TTL 2"},
+    {Mutant::announceTrailingByte, "announce-trailing-byte", "discovery", "DSC-4",
+     "puts a byte after the Announce frame in each datagram"},
+    {Mutant::announceWrongPort, "announce-wrong-port", "discovery", "DSC-6",
+     "announces its TCP port + 1"},
+    {Mutant::discoveryAnyInterface, "discovery-any-interface", "discovery", "DSC-3",
+     "announces on every interface, not only those it was given"},
+    {Mutant::answersAnnounce, "answers-announce", "discovery", "DSC-9",
+     "sends its own Announce at once on hearing one"},
 };
 
 }  // namespace

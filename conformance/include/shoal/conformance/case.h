@@ -36,6 +36,7 @@ constexpr uint32_t control = 2;  // the target's control API
 constexpr uint32_t tlsOnly = 4;  // meaningless in plaintext mode (identity, TLS itself)
 constexpr uint32_t plaintextOnly = 8;
 constexpr uint32_t stopsTarget = 16;  // the case stops the target: no liveness probe after it
+constexpr uint32_t discovery = 32;    // the interface the target announces on (--discovery)
 }  // namespace need
 
 // Launch settings of one case; they become the command's placeholders.
@@ -49,6 +50,8 @@ struct Settings {
   uint32_t maxConnections = 64;
   uint32_t rescanMs = 600000;
   uint32_t chunkSize = 65536;
+  bool discover = false;      // the target announces itself ({if:discover:...}, --discovery)
+  uint32_t discoverMs = 300;  // its announce interval ({discover-ms})
   enum class Trust : uint8_t { open, pinnedHarness, pinnedOther, pinnedLowercase, pinnedBadCheck };
   Trust trust = Trust::open;
 };
@@ -83,6 +86,9 @@ struct TrialEnv {
   kj::Duration stepTimeout;         // for expectations
   kj::Duration quiet;               // "nothing happens within" windows
   kj::Maybe<kj::StringPtr> stateDir = nullptr;  // launched targets only: the `{state}` folder
+  // --discovery / --discovery-other: the interface the target announces on, and one it must not.
+  kj::Maybe<kj::StringPtr> discoveryInterface = nullptr;
+  kj::Maybe<kj::StringPtr> otherInterface = nullptr;
 };
 
 struct Failure {
@@ -179,6 +185,9 @@ class Trial {
   bool stopTarget(bool viaControl = false);
   kj::Maybe<Process&> process() { return env.process; }
   kj::Maybe<kj::StringPtr> stateDir() const { return env.stateDir; }
+  kj::Maybe<kj::StringPtr> discoveryInterface() const { return env.discoveryInterface; }
+  kj::Maybe<kj::StringPtr> otherInterface() const { return env.otherInterface; }
+  uint16_t targetPort() const;  // the port of the target's address
 
   // --- the target's events (control API `subscribe`) -------------------------------------------
   // Subscribes on first use; UNIMPLEMENTED when the target has no control API.
@@ -240,6 +249,7 @@ void chunkCases(kj::Vector<CaseSpec>& out);
 void livenessCases(kj::Vector<CaseSpec>& out);
 void goodbyeCases(kj::Vector<CaseSpec>& out);
 void errorCases(kj::Vector<CaseSpec>& out);
-void downloadCases(kj::Vector<CaseSpec>& out);  // the target as downloader
+void downloadCases(kj::Vector<CaseSpec>& out);   // the target as downloader
+void discoveryCases(kj::Vector<CaseSpec>& out);  // inside a network namespace only
 
 }  // namespace shoal::conformance

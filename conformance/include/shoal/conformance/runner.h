@@ -29,6 +29,10 @@ struct RunOptions {
   kj::Duration stepTimeout = 5 * kj::SECONDS;
   kj::Duration quiet = 300 * kj::MILLISECONDS;
   kj::String tempRoot = kj::str("/tmp");
+  // The interface the target announces on ({iface}) and one it must stay off: the discovery
+  // cases run only with these, inside a network namespace (conformance/test/discovery.sh).
+  kj::Maybe<kj::String> discovery;
+  kj::Maybe<kj::String> discoveryOther;
 };
 
 // The cases `options` selects, in run order (sanity cases first and last).

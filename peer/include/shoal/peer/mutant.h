@@ -95,6 +95,12 @@ enum class Mutant : uint16_t {
   downloadingNotFound,
   cancelledAnswerFatal,
   answersInOrder,
+  discoverByDefault,
+  beaconTtlTwo,
+  announceTrailingByte,
+  announceWrongPort,
+  discoveryAnyInterface,
+  answersAnnounce,
 };
 
 struct MutantInfo {

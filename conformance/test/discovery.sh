@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The discovery cases of shoal-conform (dsc/*) against the reference peer, inside a network
+# namespace of their own holding two dummy interfaces: the target is told to announce on dsc0,
+# dsc1 is the interface it was not given ([DSC-3]). Nothing is sent outside the namespace.
+# Then each discovery mutant against the case that must catch it: the mutation check proper
+# (mutation.py, CTest mutation-check) runs outside namespaces, where these cases are UNIMPLEMENTED.
+#   discovery.sh SHOAL SHOAL_CONFORM
+shoal="$1"
+conform="$2"
+source "$(dirname "$0")/../../peer/test/netns/lib.sh"
+netns_init
+ns="$netns_tag-dsc"
+netns_add "$ns"
+for i in 0 1; do
+  ip -n "$ns" link add "dsc$i" type dummy
+  ip -n "$ns" link set "dsc$i" multicast on up
+  ip -n "$ns" addr add "10.47.$((20 + i)).1/24" dev "dsc$i"
+done
+
+launch="$shoal serve --mutant {mutant} --library {library} --state {state} \
+--listen 127.0.0.1:{port} --name conform-target {if:plaintext:--plaintext} \
+--handshake-timeout {handshake-ms} --idle-timeout {idle-ms} --dead-timeout {dead-ms} \
+--drain-timeout {drain-ms} --max-in-flight {max-in-flight} --max-connections {max-connections} \
+--rescan {rescan-ms} --chunk-size {chunk-size} \
+{if:discover:--discover-iface {iface} --no-mdns --discover-interval {discover-ms}}"
+
+# verdicts MUTANT CASE-GLOB...: runs them, prints "id verdict" per case.
+verdicts() {
+  local mutant="$1" report="$work/report-$1" args=()
+  shift
+  for f in "$@"; do args+=(--filter "$f"); done
+  ip netns exec "$ns" "$conform" --launch "$launch" --define "mutant=$mutant" \
+    --control '{state}/control.sock' --discovery dsc0 --discovery-other dsc1 --keep-going \
+    --temp "$work" --report "$report" "${args[@]}" > "$work/conform-$mutant.log" 2>&1 || true
+  python3 - "$report/results.json" <<'PY'
+import json, sys
+for c in json.load(open(sys.argv[1]))["cases"]:
+    print(c["id"], c["verdict"])
+PY
+}
+
+note "the reference: every discovery case OK"
+out="$(verdicts none 'dsc/*')"
+echo "$out"
+bad="$(echo "$out" | awk '$2 != "OK"')"
+[ -z "$bad" ] || fail "the reference fails discovery cases: $bad"
+[ "$(echo "$out" | grep -c '^dsc/')" -ge 6 ] || fail "fewer discovery cases ran than expected"
+
+note "each discovery mutant is caught by its case"
+for pair in discover-by-default:dsc/DSC-1/1 beacon-ttl-two:dsc/DSC-2/1 \
+            announce-trailing-byte:dsc/DSC-4/1 announce-wrong-port:dsc/DSC-6/1 \
+            discovery-any-interface:dsc/DSC-3/1 answers-announce:dsc/DSC-9/1; do
+  mutant="${pair%%:*}"
+  case_id="${pair#*:}"
+  got="$(verdicts "$mutant" "$case_id" | awk -v c="$case_id" '$1 == c {print $2}')"
+  [ "$got" = "FAIL" ] || fail "mutant $mutant: $case_id gave ${got:-nothing}, not FAIL"
+  note "$mutant: $case_id FAIL"
+done
+note "discovery conformance: all good"
