@@ -1,6 +1,7 @@
 #include <shoal/conformance/beacon.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>

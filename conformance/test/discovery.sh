@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The discovery cases of shoal-conform (dsc/*) against the reference peer, inside a network
-# namespace of their own holding two dummy interfaces: the target is told to announce on dsc0,
+# namespace of their own holding two veth pairs: the target is told to announce on dsc0,
 # dsc1 is the interface it was not given ([DSC-3]). Nothing is sent outside the namespace.
 # Then each discovery mutant against the case that must catch it: the mutation check proper
 # (mutation.py, CTest mutation-check) runs outside namespaces, where these cases are UNIMPLEMENTED.
@@ -12,7 +12,9 @@ netns_init
 ns="$netns_tag-dsc"
 netns_add "$ns"
 for i in 0 1; do
-  ip -n "$ns" link add "dsc$i" type dummy
+  # Both ends inside the namespace: what leaves dsc$i arrives at dsc${i}p and nowhere else.
+  ip -n "$ns" link add "dsc$i" type veth peer name "dsc${i}p"
+  ip -n "$ns" link set "dsc${i}p" up
   ip -n "$ns" link set "dsc$i" multicast on up
   ip -n "$ns" addr add "10.47.$((20 + i)).1/24" dev "dsc$i"
 done
