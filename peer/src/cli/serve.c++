@@ -37,10 +37,24 @@ class ServeCommand {
   explicit ServeCommand(Terminal& terminal) : terminal(terminal) {}
 
   kj::MainFunc getMain() {
-    return kj::MainBuilder(terminal, "shoal serve",
-                           "Runs a peer: serves the library's top-level folders as items, dials "
-                           "the static peers, and lists theirs. Stops cleanly on SIGINT, SIGTERM "
-                           "or `shoal stop`.")
+    kj::MainBuilder builder(terminal, "shoal serve",
+                            "Runs a peer: serves the library's top-level folders as items, dials "
+                            "the static peers, and lists theirs. Stops cleanly on SIGINT, SIGTERM "
+                            "or `shoal stop`.");
+    // The option groups in the order `--help` lists them.
+    addPlaceOptions(builder);
+    addDiscoveryOptions(builder);
+    addTrustOptions(builder);
+    addLimitOptions(builder);
+    addTimeoutOptions(builder);
+    addServingOptions(builder);
+    return builder.callAfterParsing(KJ_BIND_METHOD(*this, run)).build();
+  }
+
+ private:
+  // Where the library and state live, where we listen, whom we dial.
+  void addPlaceOptions(kj::MainBuilder& builder) {
+    builder
         .addOptionWithArg({'l', "library"}, KJ_BIND_METHOD(*this, setLibrary), "<dir>",
                           "the library folder: its top-level folders are the items (required)")
         .addOptionWithArg({'s', "state"}, KJ_BIND_METHOD(*this, setState), "<dir>",
@@ -49,7 +63,12 @@ class ServeCommand {
         .addOptionWithArg({"listen"}, KJ_BIND_METHOD(*this, setListen), "<host:port>",
                           "address to accept peers on (default 0.0.0.0:4747)")
         .addOptionWithArg({"peer"}, KJ_BIND_METHOD(*this, addPeer), "<host:port>",
-                          "a static peer to keep connected to (repeatable)")
+                          "a static peer to keep connected to (repeatable)");
+  }
+
+  // Finding peers on the LAN.
+  void addDiscoveryOptions(kj::MainBuilder& builder) {
+    builder
         .addOption({"discover"}, KJ_BIND_METHOD(*this, setDiscover),
                    "find peers on the LAN: multicast beacon, and mDNS where Avahi runs, on every "
                    "multicast-capable interface (off by default)")
@@ -60,7 +79,12 @@ class ServeCommand {
         .addOption({"no-mdns"}, KJ_BIND_METHOD(*this, setNoMdns),
                    "discovery by the beacon only: neither publish nor browse through Avahi")
         .addOption({"no-beacon"}, KJ_BIND_METHOD(*this, setNoBeacon),
-                   "discovery by mDNS only: no multicast beacon")
+                   "discovery by mDNS only: no multicast beacon");
+  }
+
+  // Whom we accept, and how we present ourselves.
+  void addTrustOptions(kj::MainBuilder& builder) {
+    builder
         .addOptionWithArg({"trust"}, KJ_BIND_METHOD(*this, setTrust), "open|pinned",
                           "open: any peer; pinned: only --allow ids (default open)")
         .addOptionWithArg({"allow"}, KJ_BIND_METHOD(*this, addAllow), "<peer-id>",
@@ -69,7 +93,12 @@ class ServeCommand {
                    "no TLS (tests and benchmarks only; the other side must agree)")
         .addOptionWithArg({"name"}, KJ_BIND_METHOD(*this, setName), "<name>",
                           "display name: UTF-8, no control characters, at most 256 bytes "
-                          "(default: the host name)")
+                          "(default: the host name)");
+  }
+
+  // Limits on what peers may make us hold.
+  void addLimitOptions(kj::MainBuilder& builder) {
+    builder
         .addOptionWithArg({"max-connections"}, KJ_BIND_METHOD(*this, setMaxConnections), "<n>",
                           "established peers accepted at once (default 64)")
         .addOptionWithArg({"max-handshakes"}, KJ_BIND_METHOD(*this, setMaxHandshakes), "<n>",
@@ -87,7 +116,12 @@ class ServeCommand {
         .addOptionWithArg({"max-frame-bytes"}, KJ_BIND_METHOD(*this, setMaxFrameBytes), "<n>",
                           "largest frame we read (default 16777216, at least 65536)")
         .addOptionWithArg({"max-path-bytes"}, KJ_BIND_METHOD(*this, setMaxPathBytes), "<n>",
-                          "longest file path accepted (default and maximum 4096)")
+                          "longest file path accepted (default and maximum 4096)");
+  }
+
+  // Session timers.
+  void addTimeoutOptions(kj::MainBuilder& builder) {
+    builder
         .addOptionWithArg({"handshake-timeout"}, KJ_BIND_METHOD(*this, setHandshakeTimeout), "<ms>",
                           "TLS + Hello must finish within this (default 10000)")
         .addOptionWithArg({"idle-timeout"}, KJ_BIND_METHOD(*this, setIdleTimeout), "<ms>",
@@ -95,7 +129,12 @@ class ServeCommand {
         .addOptionWithArg({"dead-timeout"}, KJ_BIND_METHOD(*this, setDeadTimeout), "<ms>",
                           "silence before we drop a peer (default 45000, above --idle-timeout)")
         .addOptionWithArg({"drain-timeout"}, KJ_BIND_METHOD(*this, setDrainTimeout), "<ms>",
-                          "how long a Goodbye drain may take (default 1000)")
+                          "how long a Goodbye drain may take (default 1000)");
+  }
+
+  // What we serve and how, and how events are printed.
+  void addServingOptions(kj::MainBuilder& builder) {
+    builder
         .addOptionWithArg({"chunk-size"}, KJ_BIND_METHOD(*this, setChunkSize), "<bytes>",
                           "chunk size of the manifests we build (default 1048576)")
         .addOptionWithArg({"max-upload-rate"}, KJ_BIND_METHOD(*this, setUploadRate), "<bytes/s>",
@@ -107,12 +146,9 @@ class ServeCommand {
                    "print events as NDJSON on stdout instead of text")
         .addOptionWithArg({"mutant"}, KJ_BIND_METHOD(*this, setMutant), "<name>|list",
                           "test builds only: run with one deliberate defect, for the conformance "
-                          "suite's self-test; `list` prints them (give it first)")
-        .callAfterParsing(KJ_BIND_METHOD(*this, run))
-        .build();
+                          "suite's self-test; `list` prints them (give it first)");
   }
 
- private:
   Terminal& terminal;
   RuntimeConfig config;
   bool haveLibrary = false;
