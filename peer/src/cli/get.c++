@@ -144,7 +144,8 @@ class DownloadFollower final : public control::EventSink::Server {
   kj::String progressLine(uint64_t nowMs, control::Event::DownloadProgress::Reader p) {
     auto done = p.getBytesDone(), total = p.getBytesTotal();
     char percent[16];
-    snprintf(percent, sizeof(percent), "%5.1f%%", total == 0 ? 0.0 : 100.0 * done / total);
+    snprintf(percent, sizeof(percent), "%5.1f%%",
+             total == 0 ? 0.0 : 100.0 * double(done) / double(total));
     double rate = rateAt(nowMs, done);
     auto eta = rate > 0 ? formatSeconds(double(total - done) / rate) : kj::str("?");
     return kj::str(itemId, "  ", percent, "  ", formatBytes(done), " / ", formatBytes(total), "  ",

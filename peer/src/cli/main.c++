@@ -63,7 +63,7 @@ kj::MainBuilder& Target::addOptions(kj::MainBuilder& builder) {
 kj::String formatBytes(uint64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
   if (bytes < 1024) return kj::str(bytes, " B");
-  double value = bytes;
+  auto value = static_cast<double>(bytes);
   int unit = 0;
   while (value >= 1024 && unit < 5) {
     value /= 1024;

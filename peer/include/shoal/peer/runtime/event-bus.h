@@ -79,7 +79,7 @@ class EventBus {
   KJ_DISALLOW_COPY(EventBus);
 
   kj::Own<EventSubscription> subscribe();
-  void publish(const EventRecord& event);
+  void publish(const EventRecord& record);
   // No more events: subscribers drain what is queued, then see null.
   void close();
   bool isClosed() const;

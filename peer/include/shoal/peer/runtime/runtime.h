@@ -199,7 +199,7 @@ class Runtime final : private Supervisor::Observer,
 
   // Services (services.c++).
   kj::Promise<void> bind();
-  kj::Promise<void> acceptLoop(kj::ConnectionReceiver& receiver);
+  kj::Promise<void> acceptLoop(kj::ConnectionReceiver& listening);
   void admit(kj::Own<kj::AsyncIoStream> stream);
   kj::Promise<void> admissionTimer();
   void rearmAdmissionTimer();
