@@ -8,32 +8,14 @@
 #include <gtest/gtest.h>
 #include <kj/async-io.h>
 
-#include "../library/temp-tree.h"
-#include "core-harness.h"
+#include "mock-sources.h"
 
 namespace shoal::peer::download::test {
 namespace {
 
-using library::test::TempTree;
 using testing::_;
 using testing::AtLeast;
 using testing::Invoke;
-
-using OnPage = kj::Maybe<kj::Function<void(const codec::InboundFrame&)>>;
-
-class MockSources : public DownloadSources {
- public:
-  MOCK_METHOD(kj::Array<Source>, sources, (kj::StringPtr itemId), (override));
-  MOCK_METHOD(kj::Promise<Reply>, request,
-              (SourceKey source, codec::FrameBuilder frame, OnPage onPage), (override));
-  MOCK_METHOD(void, misbehaved, (SourceKey source, kj::StringPtr message), (override));
-};
-
-codec::InboundFrame decoded(capnp::MessageBuilder& message) {
-  auto bytes = codec::encodeFrame(message);
-  auto result = codec::decodeFrame(bytes);
-  return kj::mv(result.get<codec::InboundFrame>());
-}
 
 // Peers that have the item: they answer every request a turn later, honestly or not.
 class Swarm {
@@ -100,25 +82,15 @@ class Swarm {
       return decoded(*pages.back());
     }
     auto get = root.getGetChunk();
-    auto message = codec::newFrame();
-    auto chunk = codec::rootOf(*message).initChunk();
-    chunk.setId(1);
-    auto bytes = item.chunkBytes(get.getFileIndex(), get.getOffset(), get.getLength());
-    auto data = chunk.initData(bytes.size());
-    memcpy(data.begin(), bytes.begin(), bytes.size());
-    if (modes[key] == Mode::corrupt) data[0] ^= 0x5a;
-    bytesServed[key] += bytes.size();
-    return decoded(*message);
+    bytesServed[key] += get.getLength();
+    return decoded(*chunkMessage(item, get.getFileIndex(), get.getOffset(), get.getLength(),
+                                 modes[key] == Mode::corrupt));
   }
 };
 
-struct Fixture {
+struct Fixture : DownloadFolders {
   kj::AsyncIoContext io = kj::setupAsyncIo();
   kj::TimerImpl timer{kj::origin<kj::TimePoint>() + 1000 * kj::SECONDS};
-  TempTree tree;
-  kj::AutoCloseFd library, state;
-  kj::String libraryDir = tree.at("library");
-  kj::String stateDir = tree.at("library/.shoal");
   TestItem item;
   Swarm swarm{item};
   MockSources mock;
@@ -129,9 +101,6 @@ struct Fixture {
   DownloadConfig config;
 
   explicit Fixture(kj::ArrayPtr<const uint64_t> sizes) : item(sizes) {
-    tree.mkdir("library/.shoal");
-    library = openDir(libraryDir);
-    state = openDir(stateDir);
     config.limits.peersGoneGrace = 0 * kj::SECONDS;
     ON_CALL(mock, sources(_)).WillByDefault(Invoke([this](kj::StringPtr) {
       return swarm.sources();
@@ -140,12 +109,6 @@ struct Fixture {
         .WillByDefault(Invoke([this](SourceKey key, codec::FrameBuilder frame, OnPage onPage) {
           return swarm.answer(key, kj::mv(frame), kj::mv(onPage));
         }));
-  }
-
-  static kj::AutoCloseFd openDir(kj::StringPtr path) {
-    int fd = open(path.cStr(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    KJ_ASSERT(fd >= 0, path);
-    return kj::AutoCloseFd(fd);
   }
 
   kj::Own<Download> download() {
@@ -194,21 +157,7 @@ struct Fixture {
     return true;
   }
 
-  kj::Array<kj::byte> libraryFile(uint32_t file) const {
-    auto path = kj::str(libraryDir, "/item/", item.manifest.files[file].path);
-    int fd = open(path.cStr(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return nullptr;
-    kj::AutoCloseFd owned(fd);
-    auto bytes = kj::heapArray<kj::byte>(item.manifest.files[file].size);
-    if (::read(fd, bytes.begin(), bytes.size()) != ssize_t(bytes.size())) return nullptr;
-    return bytes;
-  }
-  bool libraryHasTheItem() const {
-    for (uint32_t f = 0; f < item.manifest.files.size(); ++f) {
-      if (libraryFile(f) != item.files[f].asPtr()) return false;
-    }
-    return true;
-  }
+  bool libraryHasTheItem() const { return libraryHas(item); }
 };
 
 constexpr uint64_t kSizes[] = {40 * 4096 + 11, 0, 30 * 4096};
