@@ -55,7 +55,7 @@ struct Driver : DownloadFolders {
   kj::TimerImpl timer{kj::origin<kj::TimePoint>() + 1000 * kj::SECONDS};
   TestItem item;
   std::map<SourceKey, uint32_t> present;  // the sources with a session now → their maxInFlight
-  testing::NiceMock<MockSources> mock;  // calls without an expectation are the point here
+  testing::NiceMock<MockSources> mock;    // calls without an expectation are the point here
   DownloadRegistry registry;
   DownloadConfig config;
 
