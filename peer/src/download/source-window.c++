@@ -53,6 +53,7 @@ void SourceWindow::onDelivered(uint64_t bytes, const SendStamp& stamp, kj::TimeP
     lowestAt = now;
   }
   delivered += bytes;
+  ++answers;
   lastDelivery = now;
   auto interval = now - stamp.deliveredAt;
   if (interval < kMinSampleInterval) return;
@@ -72,7 +73,11 @@ void SourceWindow::onBusy(uint32_t outstanding) {
 }
 
 void SourceWindow::resize() {
-  double chunks = ceil(kGain * bytesPerSecond * seconds(KJ_ASSERT_NONNULL(lowest)) / chunkBytes);
+  // The window counts requests, so the product is divided by what one answer carries: a small
+  // file's chunk is its whole size, not the manifest's chunk size, and an item of 16 KiB files
+  // needs ~64 times the window of one of 1 MiB chunks to keep the same bytes in flight.
+  double perAnswer = kj::max(1.0, kj::min(double(chunkBytes), double(delivered) / double(answers)));
+  double chunks = ceil(kGain * bytesPerSecond * seconds(KJ_ASSERT_NONNULL(lowest)) / perAnswer);
   window = uint32_t(kj::max(1.0, kj::min(chunks + 1, double(cap))));
 }
 

@@ -16,11 +16,12 @@ constexpr uint32_t kChunk = 1 << 20;
 
 // A source serving `bytesPerSecond` behind `rtt`, kept as busy as the window allows: every
 // answer lets the next requests go. Returns the window after `answers` answers.
+// Every answer carries `answerBytes` (a manifest of kChunk chunks whose files may be smaller).
 uint32_t settle(double bytesPerSecond, kj::Duration rtt, uint32_t cap = 1000,
-                uint32_t answers = 2000) {
+                uint32_t answers = 2000, uint32_t answerBytes = kChunk) {
   SourceWindow window(cap, 2, kChunk);
   auto now = kj::origin<kj::TimePoint>();
-  auto serve = int64_t(kChunk / bytesPerSecond * 1e9) * kj::NANOSECONDS;
+  auto serve = int64_t(answerBytes / bytesPerSecond * 1e9) * kj::NANOSECONDS;
   kj::TimePoint linkFree = now;
   std::deque<std::pair<kj::TimePoint, SendStamp>> inFlight;  // in arrival order
   for (uint32_t n = 0; n < answers; ++n) {
@@ -32,7 +33,7 @@ uint32_t settle(double bytesPerSecond, kj::Duration rtt, uint32_t cap = 1000,
     auto [at, stamp] = inFlight.front();
     inFlight.pop_front();
     now = at;
-    window.onDelivered(kChunk, stamp, now);
+    window.onDelivered(answerBytes, stamp, now);
   }
   return window.size();
 }
@@ -47,6 +48,16 @@ TEST(SourceWindow, GrowsWithTheRoundTripTime) {
   EXPECT_GE(far, 15u);
   EXPECT_LE(far, 50u);
   EXPECT_GT(far, 3 * nearby);
+}
+
+TEST(SourceWindow, SmallAnswersGetAWindowForTheirSize) {
+  // Same link, same bytes in flight: an item of 16 KiB files in a 1 MiB-chunk manifest needs
+  // ~64 times as many requests outstanding as one of full chunks (the window used to stay at 2).
+  uint32_t whole = settle(100e6, 20 * kj::MILLISECONDS);
+  uint32_t small = settle(100e6, 20 * kj::MILLISECONDS, 1000, 4000, 16 << 10);
+  EXPECT_GE(whole, 3u);
+  EXPECT_GT(small, 20 * whole);
+  EXPECT_EQ(settle(100e6, 20 * kj::MILLISECONDS, 64, 4000, 16 << 10), 64u);
 }
 
 TEST(SourceWindow, GrowsWithTheBandwidth) {

@@ -24,7 +24,7 @@ struct SendStamp {
 class SourceWindow {
  public:
   // `cap` bounds the window (the source's maxInFlight and our own limit), `initial` is used until
-  // the first rate sample, `chunkBytes` converts bytes to chunks.
+  // the first rate sample, `chunkBytes` (the manifest's chunk size) bounds what one answer carries.
   SourceWindow(uint32_t cap, uint32_t initial, uint32_t chunkBytes);
 
   // A request is sent while `outstanding` others are in flight.
@@ -52,6 +52,7 @@ class SourceWindow {
   kj::TimePoint lowestAt = kj::origin<kj::TimePoint>();
   bool probing = false;
   uint64_t delivered = 0;
+  uint64_t answers = 0;  // delivered / answers: the mean answer, which sizes a request
   kj::TimePoint lastDelivery = kj::origin<kj::TimePoint>();
   kj::TimePoint busySince = kj::origin<kj::TimePoint>();
 
