@@ -243,9 +243,8 @@ kj::Own<capnp::MallocMessageBuilder> newPage(size_t expectedBytes) {
   return kj::heap<capnp::MallocMessageBuilder>(kj::uint(expectedBytes / 8 + 16));
 }
 
-kj::Array<kj::Own<capnp::MallocMessageBuilder>> manifestPages(uint64_t requestId,
-                                                              const Manifest& manifest,
-                                                              uint32_t maxFrameBytes) {
+kj::Array<FrameBuilder> manifestPages(uint64_t requestId, const Manifest& manifest,
+                                      uint32_t maxFrameBytes) {
   KJ_ASSERT(manifest.files.size() <= UINT32_MAX);
   size_t headerBytes;
   {
@@ -259,7 +258,7 @@ kj::Array<kj::Own<capnp::MallocMessageBuilder>> manifestPages(uint64_t requestId
 
   auto& files = manifest.files;
   auto& chunks = manifest.chunks;
-  kj::Vector<kj::Own<capnp::MallocMessageBuilder>> pages;
+  kj::Vector<FrameBuilder> pages;
   size_t nextFile = 0;
   uint64_t nextChunk = 0;
   do {

@@ -53,7 +53,7 @@ class HandPage {
   kj::Maybe<Failure> feedTo(ManifestAssembler& assembler) { return assembler.feed(get()); }
 
  private:
-  kj::Own<capnp::MallocMessageBuilder> message;
+  FrameBuilder message;
 };
 
 struct Refusal {

@@ -219,7 +219,7 @@ kj::String problem(kj::Maybe<Failure> failure) {
 
 // Encodes and decodes every page, as a receiver would see them; each must pass validate().
 kj::Vector<InboundFrame> throughTheWire(
-    kj::ArrayPtr<kj::Own<capnp::MallocMessageBuilder>> pages, uint32_t maxFrameBytes,
+    kj::ArrayPtr<FrameBuilder> pages, uint32_t maxFrameBytes,
     kj::Function<void(size_t, wire::Manifest::Builder)> mutate = [](auto, auto) {}) {
   kj::Vector<InboundFrame> frames;
   for (size_t i = 0; i < pages.size(); ++i) {

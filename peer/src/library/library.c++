@@ -161,7 +161,7 @@ namespace {
 using codec::kListTagBytes;
 using codec::kPageMarginBytes;
 using codec::newPage;
-using Page = kj::Own<capnp::MallocMessageBuilder>;
+using Page = codec::FrameBuilder;
 
 // Room every page leaves for at least one entry: an ItemEntry with the longest id (255 bytes) and
 // name (256 bytes) takes about 600.
@@ -186,7 +186,7 @@ size_t budgetFor(capnp::MallocMessageBuilder& probe, uint32_t maxFrameBytes) {
   return maxFrameBytes - header - kPageMarginBytes;
 }
 
-void checkSize(capnp::MallocMessageBuilder& page, uint32_t maxFrameBytes) {
+void checkSize(capnp::MessageBuilder& page, uint32_t maxFrameBytes) {
   KJ_ASSERT(codec::encodedSize(page) <= maxFrameBytes, "page estimate wrong",
             codec::encodedSize(page), maxFrameBytes);
 }
@@ -277,9 +277,8 @@ kj::Array<Page> deltaPages(uint64_t id, const LibraryAnswer& a, uint32_t maxFram
 
 }  // namespace
 
-kj::Array<kj::Own<capnp::MallocMessageBuilder>> libraryPages(uint64_t requestId,
-                                                             const LibraryAnswer& answer,
-                                                             uint32_t maxFrameBytes) {
+kj::Array<codec::FrameBuilder> libraryPages(uint64_t requestId, const LibraryAnswer& answer,
+                                            uint32_t maxFrameBytes) {
   return answer.kind == LibraryAnswer::Kind::snapshot
              ? snapshotPages(requestId, answer, maxFrameBytes)
              : deltaPages(requestId, answer, maxFrameBytes);

@@ -5,7 +5,9 @@
 namespace shoal::peer {
 
 ChunkReaders::ChunkReaders(int rootFd, ChunkReaderLimits limitsParam)
-    : rootFd(rootFd), limits(limitsParam) {
+    : rootFd(rootFd),
+      limits(limitsParam),
+      frames(kj::atomicRefcounted<codec::ChunkFramePool>(limits.pooledFrames)) {
   KJ_REQUIRE(limits.threads > 0 && limits.maxOpenFiles > 0,
              "chunk readers need a thread and a file");
   for (uint32_t i = 0; i < limits.threads; ++i)
@@ -52,7 +54,7 @@ ChunkAnswer ChunkReaders::serve(const ChunkRead& read) {
                          refused.code == wire::ErrorCode::STALE, 0};
     }
     KJ_CASE_ONEOF(shared, kj::Own<const SharedFd>) {
-      auto answer = readChunk(read, shared->fd.get());
+      auto answer = readChunk(read, shared->fd.get(), *frames);
       if (answer.stale) forget(read);
       return answer;
     }

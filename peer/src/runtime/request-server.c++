@@ -22,12 +22,6 @@ kj::Array<FrameBuilder> error(uint64_t id, wire::ErrorCode code, kj::StringPtr m
   return single(codec::errorFrame(id, code, message));
 }
 
-kj::Array<FrameBuilder> asFrames(kj::Array<kj::Own<capnp::MallocMessageBuilder>> pages) {
-  return KJ_MAP(p, pages)->FrameBuilder {
-    return kj::mv(p);
-  };
-}
-
 }  // namespace
 
 RequestServer::RequestServer(const library::Library& library, int rootFd)
@@ -51,7 +45,7 @@ kj::Array<FrameBuilder> RequestServer::getLibrary(uint64_t id, wire::GetLibrary:
   }
   auto answer = library.answer(request.getSinceEpoch(), request.getSinceRev());
   ++(answer.kind == library::LibraryAnswer::Kind::delta ? deltaCount : snapshotCount);
-  return asFrames(library::libraryPages(id, answer, peer.maxFrameBytes));
+  return library::libraryPages(id, answer, peer.maxFrameBytes);
 }
 
 kj::Maybe<kj::Own<const library::Item>> RequestServer::findItem(
@@ -74,7 +68,7 @@ kj::Array<FrameBuilder> RequestServer::getManifest(uint64_t id, wire::GetManifes
                                                    const RemotePeer& peer) {
   kj::Array<FrameBuilder> refusal;
   KJ_IF_MAYBE (item, findItem(id, request.getItemId(), refusal)) {
-    return asFrames(codec::manifestPages(id, (*item)->manifest, peer.maxFrameBytes));
+    return codec::manifestPages(id, (*item)->manifest, peer.maxFrameBytes);
   }
   return refusal;
 }
@@ -126,7 +120,7 @@ kj::Array<FrameBuilder> RequestServer::getChunk(uint64_t id, wire::GetChunk::Rea
           return error(id, refused.code, refused.message);
         }
         KJ_CASE_ONEOF(fd, kj::AutoCloseFd) {
-          auto answer = readChunk(read, fd.get());
+          auto answer = readChunk(read, fd.get(), *frames);
           count(answer);
           return kj::mv(answer.frames);
         }
@@ -136,41 +130,47 @@ kj::Array<FrameBuilder> RequestServer::getChunk(uint64_t id, wire::GetChunk::Rea
   KJ_UNREACHABLE;
 }
 
-ChunkAnswer readChunk(const ChunkRead& read, int fd) {
+ChunkAnswer readChunk(const ChunkRead& read, int fd, codec::ChunkFramePool& frames) {
   auto id = read.id;
   auto length = read.length;
-  auto fail = [id](wire::ErrorCode code, kj::StringPtr message, bool stale = false) {
-    return ChunkAnswer{error(id, code, message), stale, 0};
+  kj::Maybe<ChunkAnswer> failed;
+  auto fail = [&](wire::ErrorCode code, kj::StringPtr message, bool stale = false) {
+    failed = ChunkAnswer{error(id, code, message), stale, 0};
+    return false;
   };
-  // The Chunk frame's data is read straight from the file: one copy, from the page cache.
-  auto frame = codec::newFrame(length / sizeof(capnp::word) + 16);
-  auto chunk = codec::rootOf(*frame).initChunk();
-  chunk.setId(id);
-  auto data = chunk.initData(length);
   // The answer must fit the requester's frame limit, not only ours ([CHK-1], Table 4 row 7; found
-  // by fuzz_session: a peer announcing 64 KiB frames asked for 1 MiB). Measured, not estimated.
-  if (codec::encodedSize(*frame) > read.maxFrameBytes) {
-    return fail(wire::ErrorCode::TOO_LARGE,
-                kj::str("a chunk of ", length, " bytes does not fit your frame limit of ",
-                        read.maxFrameBytes));
+  // by fuzz_session: a peer announcing 64 KiB frames asked for 1 MiB). The exact encoded size.
+  if (codec::chunkFrameBytes(length) > read.maxFrameBytes) {
+    fail(wire::ErrorCode::TOO_LARGE,
+         kj::str("a chunk of ", length, " bytes does not fit your frame limit of ",
+                 read.maxFrameBytes));
+    return kj::mv(KJ_ASSERT_NONNULL(failed));
   }
-  size_t done = 0;
-  while (done < length) {
-    ssize_t n = pread(fd, data.begin() + done, length - done, off_t(read.offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail(wire::ErrorCode::INTERNAL, kj::str("read failed: ", strerror(errno)));
-    if (n == 0) break;
-    done += n;
+  // The Chunk frame's data is read straight from the file into a pooled frame: one copy, from
+  // the page cache, and no fresh chunk-sized segment to zero and fault in.
+  auto frame = frames.build(id, length, [&](kj::ArrayPtr<kj::byte> data) {
+    size_t done = 0;
+    while (done < length) {
+      ssize_t n = pread(fd, data.begin() + done, length - done, off_t(read.offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return fail(wire::ErrorCode::INTERNAL, kj::str("read failed: ", strerror(errno)));
+      if (n == 0) break;
+      done += n;
+    }
+    // Short, or changed while we read: the bytes may not be what the manifest hashed.
+    if (done < length) {
+      return fail(wire::ErrorCode::STALE, "the file is shorter than when it was hashed", true);
+    }
+    KJ_IF_MAYBE (why, read.item->checkUnchanged(read.index, fd)) {
+      return fail(wire::ErrorCode::STALE, *why, true);
+    }
+    if (isMutant(Mutant::corruptChunks) && length > 0) data[length / 2] ^= 0x01;
+    return true;
+  });
+  KJ_IF_MAYBE (f, frame) {
+    return ChunkAnswer{single(kj::mv(*f)), false, length};
   }
-  // Short, or changed while we read: the bytes may not be what the manifest hashed.
-  if (done < length) {
-    return fail(wire::ErrorCode::STALE, "the file is shorter than when it was hashed", true);
-  }
-  KJ_IF_MAYBE (why, read.item->checkUnchanged(read.index, fd)) {
-    return fail(wire::ErrorCode::STALE, *why, true);
-  }
-  if (isMutant(Mutant::corruptChunks) && length > 0) data[length / 2] ^= 0x01;
-  return ChunkAnswer{single(kj::mv(frame)), false, length};
+  return kj::mv(KJ_ASSERT_NONNULL(failed));
 }
 
 }  // namespace shoal::peer

@@ -30,9 +30,8 @@ inline codec::InboundFrame decoded(capnp::MessageBuilder& message) {
 }
 
 // The Chunk frame answering a GetChunk of `item` (not yet decoded), `corrupt` with a flipped byte.
-inline kj::Own<capnp::MallocMessageBuilder> chunkMessage(const TestItem& item, uint32_t file,
-                                                         uint64_t offset, uint32_t length,
-                                                         bool corrupt = false) {
+inline codec::FrameBuilder chunkMessage(const TestItem& item, uint32_t file, uint64_t offset,
+                                        uint32_t length, bool corrupt = false) {
   auto message = codec::newFrame();
   auto chunk = codec::rootOf(*message).initChunk();
   chunk.setId(1);

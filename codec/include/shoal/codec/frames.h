@@ -7,7 +7,8 @@
 
 namespace shoal::codec {
 
-using FrameBuilder = kj::Own<capnp::MallocMessageBuilder>;
+// An outgoing frame: a MallocMessageBuilder, or a pooled chunk frame (chunk-frame.h).
+using FrameBuilder = kj::Own<capnp::MessageBuilder>;
 
 // A new message whose root is a Frame; set the union member on `.root()`.
 FrameBuilder newFrame(size_t firstSegmentWords = 256);

@@ -11,6 +11,7 @@
 #include <kj/vector.h>
 #include <shoal/codec/digest.h>
 #include <shoal/codec/error.h>
+#include <shoal/codec/frames.h>
 #include <shoal/codec/limits.h>
 #include <shoal/schema/shoal.capnp.h>
 
@@ -127,9 +128,8 @@ kj::Own<capnp::MallocMessageBuilder> newPage(size_t expectedBytes);
 // `maxFrameBytes` on the wire, files and hashes paged independently and contiguously.
 // `maxFrameBytes` must leave room for a page header plus one file entry (any peer's announced
 // limit does: kMinFrameBytes).
-kj::Array<kj::Own<capnp::MallocMessageBuilder>> manifestPages(uint64_t requestId,
-                                                              const Manifest& manifest,
-                                                              uint32_t maxFrameBytes);
+kj::Array<FrameBuilder> manifestPages(uint64_t requestId, const Manifest& manifest,
+                                      uint32_t maxFrameBytes);
 
 // Receives the pages of one Manifest answer and verifies the whole before handing it out: page
 // order, contiguity of files and hashes, repeated fields unchanged, paths strictly ascending across

@@ -9,6 +9,7 @@
 #include <kj/array.h>
 #include <kj/map.h>
 #include <kj/vector.h>
+#include <shoal/codec/frames.h>
 #include <shoal/codec/summary.h>
 #include <shoal/peer/library/item.h>
 
@@ -80,8 +81,7 @@ class Library {
 // The frames answering GetLibrary{requestId}: pages from 0, the last with last = true, each at
 // most `maxFrameBytes` on the wire and carrying at least one entry unless it is the only page.
 // Snapshot items ascend across pages; delta upserts come first, then removals, each ascending.
-kj::Array<kj::Own<capnp::MallocMessageBuilder>> libraryPages(uint64_t requestId,
-                                                             const LibraryAnswer& answer,
-                                                             uint32_t maxFrameBytes);
+kj::Array<codec::FrameBuilder> libraryPages(uint64_t requestId, const LibraryAnswer& answer,
+                                            uint32_t maxFrameBytes);
 
 }  // namespace shoal::peer::library

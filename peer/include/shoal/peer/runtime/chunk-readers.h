@@ -20,6 +20,7 @@ namespace shoal::peer {
 struct ChunkReaderLimits {
   uint32_t threads = 4;
   uint32_t maxOpenFiles = 64;  // cached open files, all threads together
+  uint32_t pooledFrames = 16;  // freed Chunk frames kept for reuse (codec/chunk-frame.h)
 };
 
 class ChunkReaders {
@@ -71,6 +72,7 @@ class ChunkReaders {
   kj::MutexGuarded<Cache> cache;
   kj::MutexGuarded<Queue> queue;
   kj::MutexGuarded<Counter> opened;
+  kj::Own<codec::ChunkFramePool> frames;    // shared with the frames it lent, which may outlive us
   kj::Vector<kj::Own<kj::Thread>> threads;  // last: joined before the rest goes
 
   void work();

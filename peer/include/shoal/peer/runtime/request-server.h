@@ -4,6 +4,7 @@
 // `stale`, never served as the old content.
 #pragma once
 
+#include <shoal/codec/chunk-frame.h>
 #include <shoal/codec/frames.h>
 #include <shoal/peer/library/library.h>
 #include <shoal/peer/session/session-core.h>
@@ -30,8 +31,9 @@ struct ChunkAnswer {
 };
 
 // Reads `read` from `fd` (file `read.index` of its item, opened beneath the library root) into a
-// Chunk frame and checks the file again. Thread-safe: touches nothing but its arguments.
-ChunkAnswer readChunk(const ChunkRead& read, int fd);
+// Chunk frame from `frames` and checks the file again. Thread-safe: touches nothing but its
+// arguments (the pool is thread-safe).
+ChunkAnswer readChunk(const ChunkRead& read, int fd, codec::ChunkFramePool& frames);
 
 class RequestServer {
  public:
@@ -69,6 +71,7 @@ class RequestServer {
 
   const library::Library& library;
   int rootFd;
+  kj::Own<codec::ChunkFramePool> frames = kj::atomicRefcounted<codec::ChunkFramePool>();
   uint64_t staleCount = 0;
   uint64_t servedBytes = 0;
   uint64_t snapshotCount = 0;
