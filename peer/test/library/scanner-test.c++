@@ -429,9 +429,11 @@ TEST(ScannerThreads, ARangedFileChangedWhileHashedIsHashedAgainWhole) {
   ASSERT_EQ(m.chunks.size(), 13u);
   for (size_t c = 0; c < 13; ++c)
     EXPECT_EQ(m.chunks[c], codec::sha256(changed.slice(c * 4096, (c + 1) * 4096))) << c;
-  // Two ranges before the change (the third may see the new size and stop before the hook), then
-  // all four of the new size.
-  EXPECT_GE(calls.load(), 6);
+  // The hooks run one at a time and the change is made in the second, so every read after it
+  // (calls 3 on) is of the new file: it was read again. How many reads that takes depends on the
+  // interleaving: a range opened while the file is being rewritten in place sees a short size,
+  // and the next round plans from it (one whole-file job instead of four ranges).
+  EXPECT_GE(calls.load(), 3);
 }
 
 // The rate and the time left come from the counters and the elapsed time the caller passes in.
