@@ -282,11 +282,11 @@ void DownloadCore::onRequestFailed(Ticket ticket, wire::ErrorCode code, uint32_t
     using Code = wire::ErrorCode;
     if (local || code == Code::SHUTTING_DOWN) {
       // The session is ending; removeSource() follows. Nothing is the source's fault.
-      source->notBefore = now + limits.errorBackoff;
+      source->notBefore = kj::max(source->notBefore, now + limits.errorBackoff);
     } else if (code == Code::BUSY || code == Code::UNAVAILABLE) {
       // [ERR-5]: not before retryAfterMs at this source.
       auto delay = kj::max(retryAfterMs * kj::MILLISECONDS, limits.minRetryAfter);
-      source->notBefore = now + delay;
+      source->notBefore = kj::max(source->notBefore, now + delay);
       if (code == Code::BUSY) source->window.onBusy(source->outstanding);
     } else if (code == Code::STALE || code == Code::NOT_FOUND) {
       dropSource(request.source, *source, DropReason::changed,
@@ -325,7 +325,8 @@ void DownloadCore::strike(SourceKey key, kj::StringPtr why) {
 
 void DownloadCore::sourceFailed(SourceKey key, Source& source, kj::StringPtr why,
                                 kj::TimePoint now) {
-  source.notBefore = now + limits.errorBackoff;
+  // Never earlier than a retry-after still running ([ERR-5]): a later failure must not shorten it.
+  source.notBefore = kj::max(source.notBefore, now + limits.errorBackoff);
   if (++source.errorsInRow >= limits.maxSourceErrors) {
     dropSource(key, source, DropReason::errors,
                kj::str(source.errorsInRow, " failures in a row, the last: ", why));
