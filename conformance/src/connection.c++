@@ -85,6 +85,19 @@ void Connection::send(kj::Own<capnp::MessageBuilder> frame, bool background) {
   enqueueWrite(kj::mv(bytes));
 }
 
+void Connection::sendTogether(kj::ArrayPtr<kj::Own<capnp::MessageBuilder>> frames) {
+  kj::Vector<kj::byte> all;
+  for (auto& frame : frames) {
+    auto root = frame->getRoot<wire::Frame>().asReader();
+    checks.onSent(root);
+    auto bytes = encode(*frame);
+    context.transcript.add(context.timer.now(), index, EntryKind::sent, frameText(kj::str(root)),
+                           hex(bytes));
+    all.addAll(bytes);
+  }
+  enqueueWrite(all.releaseAsArray());
+}
+
 void Connection::sendBytes(kj::ArrayPtr<const kj::byte> bytes, kj::StringPtr what) {
   context.transcript.add(context.timer.now(), index, EntryKind::rawSent, kj::str(what), hex(bytes));
   enqueueWrite(kj::heapArray(bytes));

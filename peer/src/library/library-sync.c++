@@ -1,5 +1,7 @@
 #include <shoal/peer/library/library-sync.h>
 
+#include <shoal/peer/mutant.h>
+
 namespace shoal::peer::library {
 
 LibrarySync::LibrarySync(LibrarySyncLimits limits) : limits(limits), remote(limits.maxItems) {}
@@ -51,6 +53,7 @@ void LibrarySync::onError(wire::ErrorCode code, kj::StringPtr message, uint32_t 
     ended = true;  // the session is ending: nothing more can be asked on it
     return;
   }
+  if (isMutant(Mutant::ignoresRetryAfter)) retryAfterMs = 0;
   kj::Maybe<kj::TimePoint> retry;
   if (code == wire::ErrorCode::BUSY || code == wire::ErrorCode::UNAVAILABLE) {
     retry = now + kj::max(retryAfterMs * kj::MILLISECONDS, limits.retryMin);
@@ -73,6 +76,7 @@ kj::Maybe<LibraryView::Since> LibrarySync::takeRequest() {
   if (ended || outstanding || !wanted) return nullptr;
   wanted = false;
   outstanding = true;
+  if (isMutant(Mutant::neverAsksDelta)) return LibraryView::Since{};
   return remote.request();
 }
 

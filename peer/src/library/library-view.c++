@@ -117,6 +117,9 @@ ViewResult LibraryView::onSnapshotPage(wire::LibrarySnapshot::Reader page) {
   }
   for (auto entry : items)
     p.items.add(codec::itemInfoOf(entry));
+  if (isMutant(Mutant::viewShowsPartial)) heldItems = KJ_MAP(i, p.items) {
+      return i.clone();
+    };
   if (!page.getLast()) return morePages();
   // Only now does the snapshot replace the view ([LIB-12]).
   auto all = p.items.releaseAsArray();

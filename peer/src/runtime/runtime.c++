@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <kj/debug.h>
 #include <shoal/codec/frames.h>
+#include <shoal/peer/mutant.h>
 #include <shoal/peer/runtime/event-fields.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -226,7 +227,7 @@ kj::Promise<void> Runtime::stop() {
       auto& session = *KJ_ASSERT_NONNULL(connection->session);
       if (session.isEstablished()) ++goodbyes;
       session.goodbye(wire::GoodbyeReason::SHUTDOWN, "shutting down");
-    } else {
+    } else if (!isMutant(Mutant::handshakesWhileStopping)) {
       connection->handshake.cancel("shutting down");
     }
   }

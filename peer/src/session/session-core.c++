@@ -35,6 +35,13 @@ void clearMap(Map& map) {
   if (map.size() > 0) map.clear();
 }
 
+// The mutant asks-before-helloack: a GetLibrary{0, 0} right behind the initiator's Hello.
+codec::FrameBuilder earlyGetLibrary(uint64_t id) {
+  auto frame = codec::newFrame(32);
+  rootOf(*frame).initGetLibrary().setId(id);
+  return frame;
+}
+
 kj::Array<kj::String> copyStrings(kj::ArrayPtr<const kj::String> strings) {
   return KJ_MAP(s, strings) {
     return kj::heapString(s);
@@ -108,6 +115,9 @@ SessionCore::SessionCore(Role role, const SessionConfig& config, LocalPeer local
       lastReceived(now) {
   if (isMutant(Mutant::talksFirst)) send(codec::pingFrame(1));
   if (role == Role::initiator) sendHello();
+  if (role == Role::initiator && isMutant(Mutant::asksBeforeHelloAck)) {
+    send(earlyGetLibrary(++lastOutgoingId));
+  }
 }
 
 // --- outputs ------------------------------------------------------------------------------------
@@ -425,6 +435,7 @@ void SessionCore::onHandshakeFrame(wire::Frame::Reader root) {
       if (kind == Which::HELLO_ACK) {
         onHelloAck(root.getHelloAck());
       } else if (kind == Which::REJECT) {
+        if (isMutant(Mutant::ignoresReject)) return;
         auto reject = root.getReject();
         events.add(event::Rejected{reject.getCode(), kj::heapString(reject.getMessage())});
         close(CloseReason::rejected, kj::str("rejected: ", reject.getMessage()));
@@ -538,7 +549,9 @@ void SessionCore::onCancel(uint64_t id) {
     return;
   }
   incoming.erase(id);
-  sendError(id, wire::ErrorCode::CANCELLED, "cancelled by the requester", 0);
+  auto code =
+      isMutant(Mutant::cancelWrongCode) ? wire::ErrorCode::INTERNAL : wire::ErrorCode::CANCELLED;
+  sendError(id, code, "cancelled by the requester", 0);
   events.add(event::RequestCancelled{id});
 }
 
@@ -702,7 +715,7 @@ void SessionCore::onGoodbye(wire::Goodbye::Reader goodbye, kj::TimePoint now) {
   // Requests above `last` will not be processed: fail them now so they can go elsewhere.
   kj::Vector<uint64_t> dropped;
   for (auto& entry : outgoing) {
-    if (entry.key > last) dropped.add(entry.key);
+    if (entry.key > last && !isMutant(Mutant::keepsRequestsAboveLast)) dropped.add(entry.key);
   }
   for (auto id : dropped) {
     if (!KJ_ASSERT_NONNULL(outgoing.find(id)).cancelled) {

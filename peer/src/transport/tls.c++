@@ -35,6 +35,13 @@ void check(int rc, const char* what) {
   KJ_ASSERT(rc >= 0, what, gnutls_strerror(rc));
 }
 
+// The mutant sends-tickets: a server that hands out TLS 1.3 session tickets, which [TR-5] forbids.
+void enableTicketsForMutant(gnutls_session_t session) {
+  static const kj::byte key[64] = {};  // GnuTLS's ticket key size; need not be secret here
+  auto datum = datumOf(key);
+  check(gnutls_session_ticket_enable_server(session, &datum), "enabling session tickets");
+}
+
 // GnuTLS's reason for `rc`, with the alert's name when the peer sent one.
 kj::String reasonFor(gnutls_session_t session, int rc) {
   if (rc == GNUTLS_E_FATAL_ALERT_RECEIVED || rc == GNUTLS_E_WARNING_ALERT_RECEIVED) {
@@ -291,12 +298,14 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
     // without X25519 would use; such a server asks for it with a HelloRetryRequest instead.
     unsigned flags =
         GNUTLS_NONBLOCK | GNUTLS_ENABLE_RAWPK | GNUTLS_NO_TICKETS | GNUTLS_KEY_SHARE_TOP;
+    if (server && isMutant(Mutant::sendsTickets)) flags &= ~GNUTLS_NO_TICKETS;
     check(gnutls_init(&s.session, flags | (server ? GNUTLS_SERVER : GNUTLS_CLIENT)), "gnutls_init");
     auto session = s.session;
     check(gnutls_priority_set(session, this->shared->priority), "gnutls_priority_set");
     check(gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, this->shared->credentials),
           "gnutls_credentials_set");
     if (server) gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE);
+    if (server && isMutant(Mutant::sendsTickets)) enableTicketsForMutant(session);
     auto alpn = datumOf(kAlpnProtocol.asBytes());
     check(gnutls_alpn_set_protocols(session, &alpn, 1, GNUTLS_ALPN_MANDATORY), "setting ALPN");
     gnutls_handshake_set_timeout(session, 0);  // the caller bounds the handshake with its timer

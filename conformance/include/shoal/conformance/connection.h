@@ -90,6 +90,8 @@ class Connection {
   // --- sending: queued in order on one write chain ---------------------------------------------
   void send(kj::Own<capnp::MessageBuilder> frame, bool background = false);
   void sendBytes(kj::ArrayPtr<const kj::byte> bytes, kj::StringPtr what);
+  // The frames in one write (one TLS record when they fit): a target reads them together.
+  void sendTogether(kj::ArrayPtr<kj::Own<capnp::MessageBuilder>> frames);
   // The bytes in writes of `pieces` bytes each (the last one shorter).
   void sendSplit(kj::ArrayPtr<const kj::byte> bytes, size_t pieces, kj::StringPtr what);
   // One byte per `interval`; resolves when the last byte went out or the connection failed.

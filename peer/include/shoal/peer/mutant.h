@@ -101,6 +101,16 @@ enum class Mutant : uint16_t {
   announceWrongPort,
   discoveryAnyInterface,
   answersAnnounce,
+  noTlsDeadline,
+  neverAsksDelta,
+  keepsRequestsAboveLast,
+  ignoresRetryAfter,
+  viewShowsPartial,
+  sendsTickets,
+  ignoresReject,
+  asksBeforeHelloAck,
+  cancelWrongCode,
+  handshakesWhileStopping,
 };
 
 struct MutantInfo {
