@@ -192,7 +192,7 @@ kj::Array<kj::byte> withExtraFields(capnp::MessageBuilder& frame, uint16_t extra
   }
   // Root (Frame) -> pointer 0 (the message struct T).
   uint64_t root = seg[0];
-  size_t rootAt = size_t(1 + offsetOf(root));
+  size_t rootAt = size_t(int64_t(1) + offsetOf(root));
   uint16_t rootData = uint16_t(root >> 32);
   size_t tPtrAt = rootAt + rootData;
   uint64_t tPtr = seg[tPtrAt];

@@ -88,7 +88,7 @@ kj::String xml(kj::StringPtr text) {
   walk(
       text,
       [&](kj::ArrayPtr<const char> c) {
-        char one = c.size() == 1 ? c[0] : 0;
+        char one = c.size() == 1 ? c[0] : '\0';
         if (one == '&') {
           out.addAll("&amp;"_kj);
         } else if (one == '<') {

@@ -162,7 +162,7 @@ class Trial {
   // Nothing (no frame, no close) within `window`.
   bool expectSilence(Connection& c, kj::Duration window, kj::StringPtr requirement = nullptr);
   // Sends a request and collects every page of its answer up to the terminal one.
-  kj::Maybe<kj::Array<codec::InboundFrame>> request(Connection& c, FrameBuilder request);
+  kj::Maybe<kj::Array<codec::InboundFrame>> request(Connection& c, FrameBuilder frame);
   // The connection still works: Ping, then the matching Pong.
   bool expectAlive(Connection& c, kj::StringPtr requirement = nullptr);
 
