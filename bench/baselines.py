@@ -143,6 +143,7 @@ def iperf3(procs: Procs, nbytes: int) -> float:
 # --- Syncthing ------------------------------------------------------------------------------
 
 LOOPBACK_NOWHERE = "http://127.0.0.1:9/"  # discard port: nothing listens there
+EVENTS = "StateChanged,FolderSummary"  # the one mask every request here uses
 
 
 class Syncthing:
@@ -162,6 +163,7 @@ class Syncthing:
         self.gui_port, self.sync_port = free_port(), free_port()
         self.apikey = f"shoal-bench-{name}-{os.getpid()}"
         self.proc = None
+        self.seen = 0  # the id of the last event read
 
     def configure(self, folder_path: str, folder_type: str, peer: "Syncthing"):
         q = xml.sax.saxutils.quoteattr
@@ -222,6 +224,9 @@ class Syncthing:
             ["syncthing", "serve", f"--home={self.home}", "--no-browser", "--no-restart",
              "--no-upgrade", f"--logfile={self.home}/log.txt"], env=_syncthing_env())
         wait_until(lambda: self._ping(), 60, f"syncthing {self.name} did not start")
+        # Syncthing buffers events per mask from the first request with that mask: ask now, so
+        # that no state change of the folder is missed later.
+        self.events(0, EVENTS, 0)
 
     def rest(self, path: str):
         req = urllib.request.Request(f"http://127.0.0.1:{self.gui_port}{path}",
@@ -236,7 +241,21 @@ class Syncthing:
             return False
 
     def events(self, since: int, types: str, timeout_s: int = 1):
+        """Events after `since` (a long poll: returns as soon as one comes, or after timeout_s)."""
         return self.rest(f"/rest/events?since={since}&events={types}&timeout={timeout_s}")
+
+    def wait_event(self, check, timeout_s: float, what: str):
+        """Long-polls the events until check(event) gives something true, and returns that;
+        check(None) after each second without one."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            events = self.events(self.seen, EVENTS, 1)
+            for e in events or [None]:  # None: a second went by without an event
+                self.seen = e["id"] if e else self.seen
+                got = check(e)
+                if got:
+                    return got
+        raise RuntimeError(what)
 
     def stop(self):
         if self.proc is not None:
@@ -256,18 +275,16 @@ def syncthing_scan(procs: Procs, work: str, folder: str) -> float:
     b = Syncthing(procs, work, "scan-peer")  # a device to share with; never started
     a.configure(folder, "sendonly", b)
     a.start()
-    since = [0]
 
-    def scanned():  # a long poll of its events: each call waits up to 5 s for new ones
-        for e in a.events(since[0], "StateChanged", 5):
-            since[0] = e["id"]
-            d = e["data"]
-            if d.get("folder") == "bench" and d.get("from") == "scanning":
-                return float(d["duration"])
+    def scanned(e):
+        d = e["data"] if e else {}
+        if e and e["type"] == "StateChanged" and d.get("folder") == "bench" and \
+                d.get("from") == "scanning":
+            return float(d["duration"])
         return None
 
     try:
-        return wait_until(scanned, 600, "syncthing never finished scanning", 0)
+        return a.wait_event(scanned, 600, "syncthing never finished scanning")
     finally:
         a.stop()
 
@@ -293,10 +310,22 @@ def syncthing_transfer(procs: Procs, work: str, source: str, target: str, total_
         return (c["completion"] >= 100 and c["globalBytes"] >= total_bytes
                 and c["needBytes"] == 0 and c["needItems"] == 0)
 
+    def in_sync(e):
+        # Asked only when the target's folder changes state or summary (its events, long-polled),
+        # not in a loop: each completion query walks Syncthing's database while it syncs.
+        if complete():
+            return True
+        d = e["data"] if e else {}
+        if e and e["type"] == "StateChanged" and d.get("folder") == "bench" and d.get("to") == "idle":
+            # Idle but not complete yet: the index may lag the state by a moment.
+            return wait_until(complete, 5, "syncthing idle but never complete", 0.02)
+        return False
+
     try:
         wait_until(connected, 900, "syncthing never connected")
         connected_at = time.monotonic()
-        wait_until(complete, 900, "syncthing never completed")
+        if not complete():
+            b.wait_event(in_sync, 900, "syncthing never completed")
         done = time.monotonic()
         return _scan_seconds(a), done - connected_at, done - started
     finally:
@@ -306,8 +335,9 @@ def syncthing_transfer(procs: Procs, work: str, source: str, target: str, total_
 
 def _scan_seconds(st: Syncthing):
     """The duration of the folder's first scan (its StateChanged event out of scanning)."""
-    for e in st.events(0, "StateChanged", 1):
+    for e in st.events(0, EVENTS, 0):
         d = e["data"]
-        if d.get("folder") == "bench" and d.get("from") == "scanning":
+        if e["type"] == "StateChanged" and d.get("folder") == "bench" and \
+                d.get("from") == "scanning":
             return float(d["duration"])
     return None

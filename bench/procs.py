@@ -43,6 +43,21 @@ class Procs:
         self.running.append(proc)
         return proc
 
+    def run(self, name: str, cmd, timeout_s: float, ok=(0,)) -> str:
+        """Runs `cmd` to its end in a process group of its own and returns its stdout (stderr goes
+        to its log). Whatever it started is killed with it at the deadline, and when the benchmark
+        is interrupted or a stage fails, like every other process here."""
+        proc = self.start(name, cmd, stdout=subprocess.PIPE)
+        try:
+            out, _ = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{name} still ran after {timeout_s:.0f} s: {_tail(proc)}")
+        finally:
+            self.stop(proc)
+        if proc.returncode not in ok:
+            raise RuntimeError(f"{name} exited with {proc.returncode}: {_tail(proc)}")
+        return out.decode(errors="replace")
+
     def wait(self, proc: subprocess.Popen, timeout_s: float) -> int:
         try:
             rc = proc.wait(timeout_s)
@@ -67,11 +82,26 @@ class Procs:
             self.stop(proc)
 
 
+def _tail(proc: subprocess.Popen) -> str:
+    """The end of a process's log, for a one-line failure report."""
+    with open(proc.log.name, "rb") as f:
+        f.seek(max(0, os.path.getsize(proc.log.name) - 300))
+        text = f.read().decode(errors="replace").strip()
+    return " / ".join(text.splitlines()[-3:]) or f"see {os.path.basename(proc.log.name)}"
+
+
 def _signal_group(proc: subprocess.Popen, sig: int):
     try:
         os.killpg(proc.pid, sig)  # the group this benchmark created for it, and only that
     except ProcessLookupError:
         pass
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (every thread, living or ended), as the kernel counts."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid: int) -> int:

@@ -27,7 +27,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the checkout
 
 import baselines  # noqa: E402
 import report  # noqa: E402
-from procs import Procs, free_port, rss_kib, wait_until  # noqa: E402
+from procs import Procs, cpu_seconds, free_port, rss_kib, wait_until  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GiB, MiB, KiB = 1 << 30, 1 << 20, 1 << 10
@@ -45,7 +45,20 @@ class Sizes:
         self.library_items = 100000
         self.shutdown_rounds, self.shutdown_sessions = 20, 64
         self.idle_sessions = 1000
-        self.kx_runs = 1 if quick else 3
+        self.kx_runs = 1 if quick else 3  # gnutls-cli --benchmark-tls-kx takes 45 s a run
+        self.fresh_runs = 1 if quick else 3  # what starts fresh processes: Syncthing, a new pair
+        self.codec_min_time_s = 0.1 if quick else 0.3
+        # The generated items (files, bytes each, files per folder): made once, then linked into
+        # the libraries of every stage that uses them.
+        self.items = {"bulk": (self.bulk_files, self.bulk_file_bytes, 0),
+                      "small": (self.small_files, self.small_file_bytes, 1000),
+                      "scan": (self.scan_files, self.scan_file_bytes, 0),
+                      "rescan": (self.rescan_files, 16 * KiB, 1000)}
+        if self.items["rescan"] == self.items["small"]:
+            self.items["rescan"] = None  # the same files: "small" serves both
+
+    def kind(self, name: str) -> str:
+        return "small" if name == "rescan" and self.items["rescan"] is None else name
 
 
 def summary(samples):
@@ -68,8 +81,10 @@ class Bench:
         os.makedirs(self.logs)
         self.procs = Procs(self.logs)
         self.served = {}  # (library, flags) -> (process, port) of the running sources
+        self.cpu_s = {}  # role -> CPU seconds of the last profiled get_from()
         self.results = {"date": datetime.date.today().isoformat(), "quick": args.quick,
-                        "machine": machine(), "stages": {}}
+                        "machine": machine(), "stages": {}, "stage_s": {}}
+        self.started = time.monotonic()
 
     def tool(self, name: str) -> str:
         path = os.path.join(self.build, "bench", name)
@@ -77,8 +92,8 @@ class Bench:
             path = os.path.join(self.build, "peer", name)
         return path
 
-    def stage(self, name: str, func):
-        say(f"{name}")
+    def stage(self, name: str, func, number: str):
+        say(f"[{number}] {name}")
         start = time.monotonic()
         try:
             self.results["stages"][name] = func()
@@ -88,7 +103,10 @@ class Bench:
         finally:
             self.procs.stop_all()  # nothing a stage started outlives it
             self.served = {}
-        print(f"   ({time.monotonic() - start:.0f} s)", file=sys.stderr)
+            took = time.monotonic() - start
+            self.results["stage_s"][name] = round(took, 1)
+            print(f"   {name}: {took:.0f} s (run so far: {time.monotonic() - self.started:.0f} s)",
+                  file=sys.stderr, flush=True)
 
     def close(self):
         self.procs.stop_all()
@@ -98,18 +116,69 @@ class Bench:
         shutil.rmtree(self.work, ignore_errors=True)
         print(f"logs: {kept}", file=sys.stderr)
 
-    # --- data --------------------------------------------------------------------------------
+    # --- data: generated once, linked into each stage's libraries ------------------------------
+
+    def data(self, kinds):
+        """Generates the items the chosen stages use, as a stage of its own (so its time is not
+        charged to the first stage that needs them)."""
+        made = {}
+        for kind in kinds:
+            start = time.monotonic()
+            self.item(kind)
+            count, size, _ = self.sizes.items[kind]
+            made[kind] = {"files": count, "bytes": count * size,
+                          "seconds": round(time.monotonic() - start, 1)}
+        return made
+
+    def item(self, kind: str) -> str:
+        """The folder of generated files of one kind (see Sizes.items), made on first use and never
+        changed afterwards."""
+        kind = self.sizes.kind(kind)
+        path = os.path.join(self.work, "data", kind)
+        if not os.path.isdir(path):
+            count, size, per_folder = self.sizes.items[kind]
+            self.make_files(path + ".part", count, size, per_folder)
+            os.rename(path + ".part", path)
+        return path
+
+    def library(self, name: str, kind: str, item: str) -> str:
+        """A fresh library folder `name` whose item `item` is the generated files of `kind`, hard
+        linked (no byte copied; every reader shares one page cache). Nothing here writes into an
+        item's files: receivers write into libraries of their own."""
+        lib = self.fresh(name)
+        subprocess.run(["cp", "-al", self.item(kind), os.path.join(lib, item)], check=True)
+        return lib
 
     def make_files(self, folder: str, count: int, size: int, per_folder: int = 0):
-        for i in range(count):
-            sub = os.path.join(folder, f"d{i // per_folder:03d}") if per_folder else folder
-            os.makedirs(sub, exist_ok=True)
-            with open(os.path.join(sub, f"f{i:05d}.bin"), "wb") as f:
-                left = size
-                while left > 0:
-                    n = min(left, 4 * MiB)
-                    f.write(os.urandom(n))
-                    left -= n
+        """Random bytes: the AES-CTR keystream of a random key (`openssl enc` over a sparse file of
+        zeros: 10× faster here than the kernel's getrandom and as incompressible). No two blocks
+        are alike, so no tool can take a file's blocks from another (Syncthing would). Files are
+        made in batches of up to 256 MiB, each batch one openssl run from a counter of its own."""
+        key = os.urandom(16).hex()
+        zeros, stream = os.path.join(self.work, "zeros"), os.path.join(self.work, "keystream")
+        per_batch = max(1, 256 * MiB // size)
+        for first in range(0, count, per_batch):
+            paths = []
+            for i in range(first, min(count, first + per_batch)):
+                sub = os.path.join(folder, f"d{i // per_folder:03d}") if per_folder else folder
+                if i == first or sub != os.path.dirname(paths[-1]):
+                    os.makedirs(sub, exist_ok=True)
+                paths.append(os.path.join(sub, f"f{i:05d}.bin"))
+            with open(zeros, "wb") as f:
+                f.truncate(len(paths) * size)
+            self.procs.run("openssl-data", [  # the batch number in the counter's high 64 bits
+                "openssl", "enc", "-aes-128-ctr", "-nosalt", "-K", key, "-iv",
+                f"{first:016x}{0:016x}", "-bufsize", str(MiB), "-in", zeros, "-out", stream], 600)
+            if len(paths) == 1:
+                os.rename(stream, paths[0])
+                continue
+            with open(stream, "rb") as f:
+                for path in paths:
+                    with open(path, "wb") as out:
+                        out.write(f.read(size))
+        for path in (zeros, stream):
+            if os.path.exists(path):
+                os.remove(path)
 
     def fresh(self, name: str) -> str:
         path = os.path.join(self.work, name)
@@ -121,10 +190,9 @@ class Bench:
 
     def codec(self):
         out = os.path.join(self.work, "codec.json")
-        min_time = "0.1" if self.sizes.quick else "0.5"
-        subprocess.run([self.tool("shoal-bench-codec"), f"--benchmark_out={out}",
-                        "--benchmark_out_format=json", f"--benchmark_min_time={min_time}"],
-                       check=True, capture_output=True)
+        self.procs.run("codec", [self.tool("shoal-bench-codec"), f"--benchmark_out={out}",
+                                 "--benchmark_out_format=json",
+                                 f"--benchmark_min_time={self.sizes.codec_min_time_s}"], 600)
         with open(out) as f:
             data = json.load(f)
         rows = {}
@@ -135,20 +203,18 @@ class Bench:
 
     def writer(self):
         out = os.path.join(self.work, "writer.json")
-        subprocess.run([self.tool("shoal-bench-writer"), f"--benchmark_out={out}",
-                        "--benchmark_out_format=json",
-                        f"--benchmark_min_time={0.2 if self.sizes.quick else 1}"],
-                       check=True, capture_output=True)
+        self.procs.run("writer", [self.tool("shoal-bench-writer"), f"--benchmark_out={out}",
+                                  "--benchmark_out_format=json",
+                                  f"--benchmark_min_time={0.2 if self.sizes.quick else 1}"], 600)
         with open(out) as f:
             data = json.load(f)
         return {b["name"]: {"gib_per_s": b["bytes_per_second"] / (1 << 30)}
                 for b in data["benchmarks"] if "bytes_per_second" in b}
 
     def flood(self):
-        out = subprocess.run(["bash", os.path.join(ROOT, "bench", "admission-flood.sh"),
-                              self.tool("shoal"), "3"], check=True, capture_output=True,
-                             text=True, timeout=900)
-        return {"output": out.stdout.strip().splitlines()}
+        out = self.procs.run("admission-flood", ["bash", os.path.join(
+            ROOT, "bench", "admission-flood.sh"), self.tool("shoal"), "3"], 900)
+        return {"output": out.strip().splitlines()}
 
     def handshakes(self):
         """CPU time per handshake beside gnutls-cli's, which times its in-memory handshakes with
@@ -156,27 +222,25 @@ class Bench:
         mostly time spent waiting for a core)."""
         cpu_us, wall_us, kx_us = [], [], []
         for _ in range(self.sizes.kx_runs):
-            out = subprocess.run(
-                [self.tool("shoal-bench-handshake"), "--benchmark_filter=connectionSetup/2",
-                 "--benchmark_min_time=2", "--benchmark_format=json"],
-                check=True, capture_output=True, text=True).stdout
+            out = self.procs.run("handshake", [
+                self.tool("shoal-bench-handshake"), "--benchmark_filter=connectionSetup/2",
+                "--benchmark_min_time=2", "--benchmark_format=json"], 300)
             b = json.loads(out)["benchmarks"][0]
             unit = {"us": 1, "ms": 1000, "ns": 1e-3}[b["time_unit"]]
             cpu_us.append(b["cpu_time"] * unit)
             wall_us.append(b["real_time"] * unit)
-            kx_us.append(gnutls_kx_us())
+            kx_us.append(gnutls_kx_us(self.procs))
         s, g = summary(cpu_us), summary(kx_us)
         return {"shoal_us": s, "shoal_wall_us": summary(wall_us),
                 "gnutls_kx_x25519_ed25519_us": g, "ratio": s["median"] / g["median"]}
 
     def shutdown(self):
         folder = self.fresh("shutdown")
-        out = subprocess.run([self.tool("shoal-bench-sessions"), "shutdown",
-                              str(self.sizes.shutdown_rounds), str(self.sizes.shutdown_sessions),
-                              folder], capture_output=True, text=True, timeout=600)
-        if out.returncode not in (0, 1):
-            raise RuntimeError(out.stderr.strip()[-500:])
-        result = json.loads(out.stdout.strip().splitlines()[-1])
+        # Exit status 1: a round missed a Goodbye or a running download; the JSON says which.
+        out = self.procs.run("shutdown", [
+            self.tool("shoal-bench-sessions"), "shutdown", str(self.sizes.shutdown_rounds),
+            str(self.sizes.shutdown_sessions), folder], 600, ok=(0, 1))
+        result = json.loads(out.strip().splitlines()[-1])
         shutil.rmtree(folder, ignore_errors=True)
         return result
 
@@ -194,8 +258,8 @@ class Bench:
         line = hold.stdout.readline().decode()
         if not line.startswith("ready"):
             raise RuntimeError("the fleet never got every session in")
-        wait_until(lambda: self.status(lib).get("peers") == n, 120,
-                   "the target never listed every session")
+        wait_until(lambda: self.status(lib).get("peers") == n, 120,  # a process each time
+                   "the target never listed every session", 0.2)
         after = rss_kib(serve.pid)
         self.procs.stop(hold)
         self.stop_serve(serve, lib)
@@ -203,31 +267,30 @@ class Bench:
                 "per_connection_kib": (after - before) / n}
 
     def library_scale(self):
-        out = subprocess.run([self.tool("shoal-bench-library"), "--items",
-                              str(self.sizes.library_items), "--rounds", str(self.sizes.runs)],
-                             check=True, capture_output=True, text=True).stdout
-        return json.loads(out)
+        return json.loads(self.procs.run("library", [
+            self.tool("shoal-bench-library"), "--items", str(self.sizes.library_items), "--rounds",
+            str(self.sizes.runs)], 600))
 
     def first_scan(self):
-        lib = self.fresh("scan-lib")
+        lib = self.library("scan-lib", "scan", "data")
         item = os.path.join(lib, "data")
-        self.make_files(item, self.sizes.scan_files, self.sizes.scan_file_bytes)
         total = self.sizes.scan_files * self.sizes.scan_file_bytes
-        out = subprocess.run([self.tool("shoal-bench-scan"), lib, "--rounds",
-                              str(self.sizes.runs)], check=True, capture_output=True,
-                             text=True).stdout
-        shoal = json.loads(out)
+        shoal = json.loads(self.procs.run("scan", [self.tool("shoal-bench-scan"), lib, "--rounds",
+                                                   str(self.sizes.runs)], 1800))
         files = sorted(os.path.join(item, f) for f in os.listdir(item))
+        listing = os.path.join(self.work, "scan-files")
+        with open(listing, "w") as f:
+            f.write("\n".join(files) + "\n")
         cores = os.cpu_count() or 1
         sha = []
         for _ in range(self.sizes.runs):
             start = time.monotonic()
-            subprocess.run(["xargs", "-P", str(cores), "-n", str(-(-len(files) // cores)),
-                            "sha256sum"], input="\n".join(files).encode(), check=True,
-                           stdout=subprocess.DEVNULL)
+            self.procs.run("sha256sum", ["sh", "-c", 'xargs -a "$0" -P "$1" -n "$2" sha256sum '
+                                         '> /dev/null', listing, str(cores),
+                                         str(-(-len(files) // cores))], 1800)
             sha.append(time.monotonic() - start)
         st = [baselines.syncthing_scan(self.procs, self.fresh(f"st-scan-{i}"), item)
-              for i in range(1 if self.sizes.quick else self.sizes.runs)]
+              for i in range(self.sizes.fresh_runs)]
         shutil.rmtree(lib, ignore_errors=True)
         return {"bytes": total, "files": len(files), "cores": cores,
                 "shoal_gbps": rate(total, shoal["first_scan_s"]),
@@ -235,12 +298,9 @@ class Bench:
                 "syncthing_gbps": rate(total, st)}
 
     def rescan_and_startup(self):
-        lib = self.fresh("rescan-lib")
-        self.make_files(os.path.join(lib, "small"), self.sizes.rescan_files, 16 * KiB, 1000)
-        out = subprocess.run([self.tool("shoal-bench-scan"), lib, "--rounds",
-                              str(self.sizes.runs)], check=True, capture_output=True,
-                             text=True).stdout
-        scan = json.loads(out)
+        lib = self.library("rescan-lib", "rescan", "small")
+        scan = json.loads(self.procs.run("rescan", [self.tool("shoal-bench-scan"), lib, "--rounds",
+                                                    str(self.sizes.runs)], 1800))
         # Start-up with a warm index cache: the first serve fills it, the next ones are timed
         # from the exec to the Started event.
         serve, _ = self.serve("warm-0", lib)
@@ -266,9 +326,8 @@ class Bench:
 
     def transfer_baselines(self):
         s = self.sizes
-        lib = self.fresh("bulk-lib")
+        lib = self.library("bulk-lib", "bulk", "bulk")
         item = os.path.join(lib, "bulk")
-        self.make_files(item, s.bulk_files, s.bulk_file_bytes)
         total = s.bulk_files * s.bulk_file_bytes
         names = sorted(os.listdir(item))
         paths = [f"bulk/{n}" for n in names]
@@ -282,16 +341,15 @@ class Bench:
                 out = self.fresh("recv")
                 runs[key].append(baselines.curl_fetch(nginx, https, paths, out))
             out = self.fresh("recv")
-            tls = subprocess.run([self.tool("shoal-bench-tls-stream"), "--cert", nginx.cert,
-                                  "--key", nginx.key, "--out", out] +
-                                 [os.path.join(item, n) for n in names],
-                                 check=True, capture_output=True, text=True).stdout
+            tls = self.procs.run("tls-stream", [
+                self.tool("shoal-bench-tls-stream"), "--cert", nginx.cert, "--key", nginx.key,
+                "--out", out] + [os.path.join(item, n) for n in names], 600)
             runs["gnutls_stream"].append(json.loads(tls)["seconds"])
             out = self.fresh("recv")
             runs["rsync"].append(rsyncd.fetch("bulk", out))
         shutil.rmtree(os.path.join(self.work, "recv"), ignore_errors=True)
         st = []
-        for i in range(1 if s.quick else s.runs):
+        for i in range(s.fresh_runs):  # the issue asks for 3 runs of every bulk baseline
             st.append(baselines.syncthing_transfer(self.procs, self.fresh(f"st-bulk-{i}"), item,
                                                    self.fresh("recv"), total))
             shutil.rmtree(os.path.join(self.work, "recv"), ignore_errors=True)
@@ -309,9 +367,8 @@ class Bench:
 
     def small_files_baselines(self):
         s = self.sizes
-        lib = self.fresh("small-lib")
+        lib = self.library("small-lib", "small", "small")
         item = os.path.join(lib, "small")
-        self.make_files(item, s.small_files, s.small_file_bytes, 1000)
         total = s.small_files * s.small_file_bytes
         paths = sorted(os.path.relpath(os.path.join(d, f), lib)
                        for d, _, fs in os.walk(item) for f in fs)
@@ -323,7 +380,7 @@ class Bench:
             rsync.append(rsyncd.fetch("small", self.fresh("recv")))
         st = [baselines.syncthing_transfer(self.procs, self.fresh(f"st-small-{i}"), item,
                                            self.fresh("recv"), total)
-              for i in range(1 if s.quick else s.runs)]
+              for i in range(s.fresh_runs)]
         self.procs.stop_all()
         shutil.rmtree(lib, ignore_errors=True)
         shutil.rmtree(os.path.join(self.work, "recv"), ignore_errors=True)
@@ -339,13 +396,10 @@ class Bench:
         pair from start to done (the source's first scan included)."""
         s = self.sizes
         result = {}
-        bulk = self.fresh("get-src-0")
-        self.make_files(os.path.join(bulk, "bulk"), s.bulk_files, s.bulk_file_bytes)
         total = s.bulk_files * s.bulk_file_bytes
-        for i in (1, 2):  # more sources: the same files (hard links), a state folder each
-            subprocess.run(["cp", "-al", os.path.join(bulk, "bulk"),
-                            os.path.join(self.fresh(f"get-src-{i}"), "bulk")], check=True)
-        sources = [os.path.join(self.work, f"get-src-{i}") for i in range(3)]
+        # Three sources of the same files (hard links), a state folder each; all linked before
+        # any serves, so that no later link changes the files' ctime under an index cache.
+        sources = [self.library(f"get-src-{i}", "bulk", "bulk") for i in range(3)]
         for mode, flags in (("plain", ["--plaintext"]), ("tls", [])):
             secs = [self.get_from(sources[:1], "bulk", flags, total)[0] for _ in range(s.runs)]
             result[f"{mode}_gbps"] = rate(total, secs)
@@ -363,14 +417,13 @@ class Bench:
         fresh = []
         for key in [k for k in self.served if k[0] == sources[0]]:
             self.stop_serve(self.served.pop(key)[0], sources[0])
-        for _ in range(1 if s.quick else s.runs):
+        for _ in range(s.fresh_runs):
             shutil.rmtree(os.path.join(sources[0], ".shoal"), ignore_errors=True)
             fresh.append(self.get_from(sources[:1], "bulk", [], total, from_start=True)[0])
         result["start_to_done_s"] = summary(fresh)
         for src in sources:
             shutil.rmtree(src, ignore_errors=True)
-        small = self.fresh("get-small")
-        self.make_files(os.path.join(small, "small"), s.small_files, s.small_file_bytes, 1000)
+        small = self.library("get-small", "small", "small")
         secs = [self.get_from([small], "small", [], s.small_files * s.small_file_bytes)[0]
                 for _ in range(s.runs)]
         result["small_files_per_s"] = summary([s.small_files / t for t in secs])
@@ -382,14 +435,12 @@ class Bench:
         `shoal get` of the bulk item and one of the small files, split by what the samples are."""
         s = self.sizes
         result = {}
-        for what, item, count, size, per in (
-                ("tls_bulk", "bulk", s.bulk_files, s.bulk_file_bytes, 0),
-                ("small_files", "small", s.small_files, s.small_file_bytes, 1000)):
-            lib = self.fresh(f"prof-{item}")
-            self.make_files(os.path.join(lib, item), count, size, per)
+        for what, item in (("tls_bulk", "bulk"), ("small_files", "small")):
+            lib = self.library(f"prof-{item}", item, item)
+            count, size, _ = s.items[item]
             data = os.path.join(self.work, f"{what}.perf")
             secs, _ = self.get_from([lib], item, [], count * size, perf=data)
-            result[what] = dict(perf_split(data), seconds=secs)
+            result[what] = dict(perf_split(data, self.cpu_s), seconds=secs)
             shutil.rmtree(lib, ignore_errors=True)
         return result
 
@@ -408,21 +459,28 @@ class Bench:
         recv = self.fresh("get-recv")
         peers = [a for lib in sources for a in ("--peer", f"127.0.0.1:{served[(lib, tuple(flags))][1]}")]
         receiver, _ = self.serve("get-recv", recv, flags + peers)
-        wait_until(lambda: self.listed_by(recv, item) == len(sources), 600,
-                   f"the receiver never listed {item} from {len(sources)} sources")
-        recorders = []
+        # Its events say when every source's library has arrived; only then is `shoal ls` asked
+        # (a process each time: asked in a loop, it took CPU from the sources' first scans).
+        wait_until(lambda: self.sources_heard(receiver) >= len(sources)
+                   and self.listed_by(recv, item) == len(sources), 600,
+                   f"the receiver never listed {item} from {len(sources)} sources", 0.005)
+        recorders, pids = [], []
         if perf:  # one recording per process: <perf>.source, <perf>.receiver
             pids = [("source", served[(lib, tuple(flags))][0].pid) for lib in sources[:1]]
-            for role, pid in pids + [("receiver", receiver.pid)]:
+            pids.append(("receiver", receiver.pid))
+            for role, pid in pids:
                 path = f"{perf}.{role}"
                 recorders.append(self.procs.start(f"perf-{role}", [
                     "perf", "record", "-F", "999", "-o", path, "-p", str(pid)]))
                 wait_until(lambda: os.path.exists(path), 20, "perf did not start")
+        cpu_before = {role: cpu_seconds(pid) for role, pid in pids}
         if not from_start:
             start = time.monotonic()
         out = subprocess.run([self.tool("shoal"), "get", item, "--library", recv, "--json"],
                              capture_output=True, text=True, timeout=1800)
         elapsed = time.monotonic() - start
+        # CPU time of each profiled process during the get, from the kernel's own accounting.
+        self.cpu_s = {role: round(cpu_seconds(pid) - cpu_before[role], 2) for role, pid in pids}
         for recorder in recorders:
             recorder.send_signal(signal.SIGINT)  # perf writes its data and exits
         for recorder in recorders:
@@ -457,6 +515,17 @@ class Bench:
             sink.append(got["seconds"])
             raw.append(baselines.iperf3(self.procs, total))
         return {"plain_sink_gbps": rate(total, sink), "raw_tcp_sink_gbps": summary(raw)}
+
+    def sources_heard(self, proc) -> int:
+        """How many peers' libraries (with items) a `shoal serve` started by serve() has applied."""
+        peers = set()
+        with open(proc.events.name, "rb") as f:
+            for line in f:
+                if b'"libraryChanged"' in line:
+                    change = json.loads(line)["libraryChanged"]
+                    if change.get("peerId") and change.get("items"):
+                        peers.add(change["peerId"])
+        return len(peers)
 
     def listed_by(self, lib: str, item: str) -> int:
         out = subprocess.run([self.tool("shoal"), "ls", "--library", lib, "--json"],
@@ -511,43 +580,40 @@ PROFILE_KINDS = [
 ]
 
 
-def perf_split(data: str):
+def perf_split(data: str, cpu_s):
     """Per process (<data>.source, <data>.receiver): how its samples split by kind of work, and
-    how many CPU-seconds it used (samples at 999 Hz)."""
+    the CPU-seconds it used (cpu_s, by role)."""
     named = {}
     for role in ("source", "receiver"):
         path = f"{data}.{role}"
         if not os.path.exists(path):
             continue
-        out = subprocess.run(["perf", "report", "-i", path, "--stdio", "--no-children",
+        out = subprocess.run(["perf", "report", "-i", path, "--stdio", "--no-children", "-n",
                               "--sort", "dso,sym", "--percent-limit", "0"],
                              capture_output=True, text=True, check=True).stdout
-        count = re.search(r"# Samples: ([0-9.]+)([KM]?)", out)
-        samples = float(count.group(1)) * {"": 1, "K": 1e3, "M": 1e6}[count.group(2)] \
-            if count else None
         kinds = {}
-        for line in out.splitlines():
-            m = re.match(r"^\s*([0-9.]+)%\s+(\S+)\s+\[(.)\]\s+(.*)$", line)
+        for line in out.splitlines():  # "  12.34%  567  libfoo.so  [.] symbol"
+            m = re.match(r"^\s*([0-9.]+)%\s+([0-9]+)\s+(\S+)\s+\[(.)\]\s+(.*)$", line)
             if not m:
                 continue
-            pct, dso, sym = float(m.group(1)), m.group(2), m.group(4)
+            pct, dso, sym = float(m.group(1)), m.group(3), m.group(5)
             kind = next((k for k, r in PROFILE_KINDS if r.search(dso) or r.search(sym)), None)
             if kind is None:
-                kind = "kernel: other (page cache, scheduling, syscalls)" if m.group(3) == "k" \
+                kind = "kernel: other (page cache, scheduling, syscalls)" if m.group(4) == "k" \
                     else "other"
             kinds[kind] = kinds.get(kind, 0) + pct
         total = sum(kinds.values()) or 1
-        named[role] = {"cpu_s": round(samples / 999, 2) if samples else None,
+        named[role] = {"cpu_s": cpu_s.get(role),
                        "split": {k: round(v * 100 / total, 1)
                                  for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])}}
     return named
 
 
-def gnutls_kx_us() -> float:
+def gnutls_kx_us(procs: Procs) -> float:
     """GnuTLS's own TLS 1.3 handshake time with X25519 and Ed25519 (both ends, one process, in
-    memory; its benchmark reads CLOCK_PROCESS_CPUTIME_ID, so this is CPU time)."""
-    out = subprocess.run(["gnutls-cli", "--benchmark-tls-kx"], check=True, capture_output=True,
-                         text=True).stdout
+    memory; its benchmark reads CLOCK_PROCESS_CPUTIME_ID, so this is CPU time). It runs every key
+    exchange it knows for 5 s each: 45 s, of which this line is one."""
+    out = procs.run("gnutls-cli-kx", ["gnutls-cli", "--benchmark-tls-kx"], 300)
     m = re.search(r"\(TLS1\.3\)-\(ECDHE-X25519\)-\(EdDSA-Ed25519\)[^\n]*\n[^\n]*\n"
                   r" - avg\. handshake time: ([0-9.]+) (µs|ms)", out)
     if not m:
@@ -558,10 +624,14 @@ def gnutls_kx_us() -> float:
 def machine():
     with open("/proc/cpuinfo") as f:
         model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
-    with open("/proc/loadavg") as f:
-        load = f.read().split()[0]
-    return {"cpu": model, "cores": os.cpu_count(), "load_at_start": float(load),
+    return {"cpu": model, "cores": os.cpu_count(), "load_at_start": load_average(),
             "kernel": os.uname().release}
+
+
+def load_average() -> float:
+    """The one-minute load average: how busy the shared machine was."""
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
 
 
 def say(text: str):
@@ -576,39 +646,53 @@ def main():
     parser.add_argument("--only", help="comma-separated stage names")
     parser.add_argument("--no-write", action="store_true", help="print the JSON, write nothing")
     args = parser.parse_args()
+    # A TERM (or HUP) ends the run like Ctrl-C does: every process it started is stopped.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda number, _: sys.exit(128 + number))
     bench = Bench(args)
-    started = time.monotonic()
+    stages = [("codec", bench.codec), ("writer", bench.writer),
+              ("handshake", bench.handshakes),
+              ("shutdown", bench.shutdown), ("idle_connections", bench.idle_connections),
+              ("library_scale", bench.library_scale), ("first_scan", bench.first_scan),
+              ("rescan", bench.rescan_and_startup),
+              ("bulk_baselines", bench.transfer_baselines),
+              ("small_files_baselines", bench.small_files_baselines),
+              ("admission_flood", bench.flood), ("transfers", bench.transfers),
+              ("profile", bench.profile)]
+    pending = not bench.has_get()
+    if pending:
+        stages = [(n, f) for n, f in stages if n not in ("transfers", "profile")]
+    if args.only:
+        stages = [(n, f) for n, f in stages if n in args.only.split(",")]
+    elif args.quick:  # the flood and the profile only in a full run (or by name)
+        stages = [(n, f) for n, f in stages if n not in ("admission_flood", "profile")]
+    kinds = sorted({bench.sizes.kind(k) for n, _ in stages for k in DATA.get(n, ())})
+    if kinds:
+        stages.insert(0, ("data", lambda: bench.data(kinds)))
     try:
-        stages = [("codec", bench.codec), ("writer", bench.writer),
-                  ("handshake", bench.handshakes),
-                  ("shutdown", bench.shutdown), ("idle_connections", bench.idle_connections),
-                  ("library_scale", bench.library_scale), ("first_scan", bench.first_scan),
-                  ("rescan", bench.rescan_and_startup),
-                  ("bulk_baselines", bench.transfer_baselines),
-                  ("small_files_baselines", bench.small_files_baselines)]
-        if not args.quick:
-            stages.append(("admission_flood", bench.flood))
-        only = set(args.only.split(",")) if args.only else None
-        for name, func in stages:
-            if only is None or name in only:
-                bench.stage(name, func)
-        if not bench.has_get():
+        for i, (name, func) in enumerate(stages):
+            bench.stage(name, func, f"{i + 1}/{len(stages)}")
+        if pending:
             bench.results["stages"]["transfers"] = {
                 "pending": "shoal get is not on this branch yet (issue 8): shoal's own transfer "
                            "figures and their ratios are null"}
-        else:
-            if only is None or "transfers" in only:
-                bench.stage("transfers", bench.transfers)
-            if (only is None and not args.quick) or (only and "profile" in only):
-                bench.stage("profile", bench.profile)
     finally:
         bench.close()
-    bench.results["runtime_s"] = round(time.monotonic() - started)
+    bench.results["runtime_s"] = round(time.monotonic() - bench.started)
+    bench.results["machine"]["load_at_end"] = load_average()
+    say(f"done in {bench.results['runtime_s']} s: " + ", ".join(
+        f"{n} {t:.0f} s" for n, t in bench.results["stage_s"].items()))
     report.finish(bench.results, ROOT, write=not args.no_write)
     failed = [k for k, v in bench.results["stages"].items() if "error" in v]
     if failed:
         print(f"failed stages: {', '.join(failed)}", file=sys.stderr)
         sys.exit(1)
+
+
+# The generated items each stage links into its libraries (Sizes.items).
+DATA = {"first_scan": ("scan",), "rescan": ("rescan",), "bulk_baselines": ("bulk",),
+        "small_files_baselines": ("small",), "transfers": ("bulk", "small"),
+        "profile": ("bulk", "small")}
 
 
 if __name__ == "__main__":
