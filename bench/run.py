@@ -47,6 +47,9 @@ class Sizes:
         self.idle_sessions = 1000
         self.kx_runs = 1 if quick else 3  # gnutls-cli --benchmark-tls-kx takes 45 s a run
         self.fresh_runs = 1 if quick else 3  # what starts fresh processes: Syncthing, a new pair
+        # The issue asks for the median of 3 runs for bulk transfers; Syncthing's small-files run
+        # (≈ 45 s on a loaded machine) is run once, like every baseline of --quick.
+        self.syncthing_small_runs = 1
         self.codec_min_time_s = 0.1 if quick else 0.3
         # The generated items (files, bytes each, files per folder): made once, then linked into
         # the libraries of every stage that uses them.
@@ -152,11 +155,12 @@ class Bench:
     def make_files(self, folder: str, count: int, size: int, per_folder: int = 0):
         """Random bytes: the AES-CTR keystream of a random key (`openssl enc` over a sparse file of
         zeros: 10× faster here than the kernel's getrandom and as incompressible). No two blocks
-        are alike, so no tool can take a file's blocks from another (Syncthing would). Files are
-        made in batches of up to 256 MiB, each batch one openssl run from a counter of its own."""
+        are alike, so no tool can take a file's blocks from another (Syncthing would). One openssl
+        run per big file, or per 256 MiB of small ones (split afterwards), each run from a counter
+        of its own."""
         key = os.urandom(16).hex()
         zeros, stream = os.path.join(self.work, "zeros"), os.path.join(self.work, "keystream")
-        per_batch = max(1, 256 * MiB // size)
+        per_batch = 1 if size >= MiB else 256 * MiB // size  # big files: no copy
         for first in range(0, count, per_batch):
             paths = []
             for i in range(first, min(count, first + per_batch)):
@@ -380,7 +384,7 @@ class Bench:
             rsync.append(rsyncd.fetch("small", self.fresh("recv")))
         st = [baselines.syncthing_transfer(self.procs, self.fresh(f"st-small-{i}"), item,
                                            self.fresh("recv"), total)
-              for i in range(s.fresh_runs)]
+              for i in range(s.syncthing_small_runs)]
         self.procs.stop_all()
         shutil.rmtree(lib, ignore_errors=True)
         shutil.rmtree(os.path.join(self.work, "recv"), ignore_errors=True)
