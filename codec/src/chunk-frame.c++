@@ -66,16 +66,18 @@ class ChunkFramePool::Frame final : private Lent, public capnp::MessageBuilder {
   bool allocated = false;
 };
 
-ChunkFramePool::ChunkFramePool(size_t maxPooled) : maxPooled(maxPooled) {}
+ChunkFramePool::ChunkFramePool(size_t maxPooledBytes) : maxPooledBytes(maxPooledBytes) {}
 
 kj::Array<capnp::word> ChunkFramePool::take(size_t words) {
   {
     auto lock = free.lockExclusive();
-    for (auto& buffer : *lock) {
+    auto& buffers = lock->buffers;
+    for (auto& buffer : buffers) {
       if (buffer.size() == words) {
         auto taken = kj::mv(buffer);
-        buffer = kj::mv(lock->back());
-        lock->removeLast();
+        buffer = kj::mv(buffers.back());
+        buffers.removeLast();
+        lock->bytes -= taken.asBytes().size();
         return taken;
       }
     }
@@ -84,12 +86,20 @@ kj::Array<capnp::word> ChunkFramePool::take(size_t words) {
 }
 
 void ChunkFramePool::give(kj::Array<capnp::word> buffer) {
+  size_t bytes = buffer.asBytes().size();
   auto lock = free.lockExclusive();
-  if (lock->size() < maxPooled) lock->add(kj::mv(buffer));
+  // Over the cap: the buffer is freed on return, after the lock (a parameter outlives locals).
+  if (lock->bytes + bytes > maxPooledBytes) return;
+  lock->bytes += bytes;
+  lock->buffers.add(kj::mv(buffer));
 }
 
 size_t ChunkFramePool::pooled() const {
-  return free.lockShared()->size();
+  return free.lockShared()->buffers.size();
+}
+
+size_t ChunkFramePool::pooledBytes() const {
+  return free.lockShared()->bytes;
 }
 
 kj::Maybe<FrameBuilder> ChunkFramePool::build(

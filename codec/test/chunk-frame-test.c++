@@ -73,14 +73,32 @@ TEST(ChunkFrame, AFailedFillMakesNoFrameAndReturnsTheBuffer) {
   EXPECT_EQ(pool->pooled(), 1u);
 }
 
-TEST(ChunkFrame, ThePoolKeepsAtMostItsBound) {
-  auto pool = kj::atomicRefcounted<ChunkFramePool>(2);
+TEST(ChunkFrame, ThePoolKeepsAtMostItsBytes) {
+  // The smallest buffer holds a chunk of 10 bytes; one of 1 MiB is about 32 of them. A bound of
+  // two small buffers keeps two small ones, then no big one: bytes are capped, not buffers.
+  size_t small = 0;
+  {
+    auto probe = kj::atomicRefcounted<ChunkFramePool>();
+    build(*probe, 1, 10, 1);
+    small = probe->pooledBytes();
+  }
+  ASSERT_GT(small, 0u);
+  auto pool = kj::atomicRefcounted<ChunkFramePool>(2 * small);
   {
     auto a = build(*pool, 1, 10, 1);
     auto b = build(*pool, 2, 10, 1);
     auto c = build(*pool, 3, 10, 1);
   }
   EXPECT_EQ(pool->pooled(), 2u);
+  EXPECT_EQ(pool->pooledBytes(), 2 * small);
+  auto big = kj::atomicRefcounted<ChunkFramePool>(2 * small);
+  { auto frame = build(*big, 4, 1 << 20, 1); }
+  EXPECT_EQ(big->pooled(), 0u);  // one buffer above the cap is not kept
+  EXPECT_EQ(big->pooledBytes(), 0u);
+  // Taking a kept buffer gives its bytes back to the budget.
+  auto again = build(*pool, 5, 10, 1);
+  EXPECT_EQ(pool->pooled(), 1u);
+  EXPECT_EQ(pool->pooledBytes(), small);
 }
 
 TEST(ChunkFrame, AFrameOutlivesItsPool) {

@@ -7,22 +7,83 @@ namespace shoal::peer {
 ChunkReaders::ChunkReaders(int rootFd, ChunkReaderLimits limitsParam)
     : rootFd(rootFd),
       limits(limitsParam),
-      frames(kj::atomicRefcounted<codec::ChunkFramePool>(limits.pooledFrames)) {
-  KJ_REQUIRE(limits.threads > 0 && limits.maxOpenFiles > 0,
-             "chunk readers need a thread and a file");
+      frames(kj::atomicRefcounted<codec::ChunkFramePool>(limits.pooledFrameBytes)) {
+  KJ_REQUIRE(limits.threads > 0 && limits.maxOpenFiles > 0 && limits.maxQueuedReads > 0,
+             "chunk readers need a thread, a file and a read");
   for (uint32_t i = 0; i < limits.threads; ++i)
     threads.add(kj::heap<kj::Thread>([this]() { work(); }));
 }
 
 ChunkReaders::~ChunkReaders() noexcept(false) {
   queue.lockExclusive()->stopping = true;
-  threads.clear();  // each joins after its current read
+  threads.clear();  // each joins after its current job
+}
+
+void ChunkReaders::TaskErrors::taskFailed(kj::Exception&& exception) {
+  // handOver() settles every read itself; reaching here is a bug of ours.
+  KJ_LOG(ERROR, "chunk readers: a job's answers were lost", exception);
 }
 
 kj::Promise<ChunkAnswer> ChunkReaders::read(ChunkRead read) {
-  auto paf = kj::newPromiseAndCrossThreadFulfiller<ChunkAnswer>();
-  queue.lockExclusive()->jobs.add(Job{kj::mv(read), kj::mv(paf.fulfiller)});
+  if (waiting >= limits.maxQueuedReads) {
+    // Back-pressure: the requester backs off and asks again ([ERR-5]); nothing is queued.
+    return ChunkAnswer{kj::arr(codec::errorFrame(read.id, wire::ErrorCode::BUSY,
+                                                 "too many chunk reads under way")),
+                       false, 0};
+  }
+  ++waiting;
+  auto paf = kj::newPromiseAndFulfiller<ChunkAnswer>();
+  pending.add(Pending{kj::mv(read), kj::mv(paf.fulfiller)});
+  // Last in the turn: every read the turn's frames asked for goes in the same jobs.
+  if (pending.size() == 1) tasks.add(kj::evalLast([this]() { flush(); }));
   return kj::mv(paf.promise);
+}
+
+void ChunkReaders::flush() {
+  auto all = kj::mv(pending);
+  pending = kj::Vector<Pending>();
+  kj::Vector<Pending> batch;
+  uint64_t bytes = 0;
+  for (auto& p : all) {
+    if (!batch.empty() && bytes + p.read.length > limits.maxBatchBytes) {
+      tasks.add(handOver(kj::mv(batch)));
+      batch = kj::Vector<Pending>();
+      bytes = 0;
+    }
+    bytes += p.read.length;
+    batch.add(kj::mv(p));
+  }
+  if (!batch.empty()) tasks.add(handOver(kj::mv(batch)));
+}
+
+kj::Promise<void> ChunkReaders::handOver(kj::Vector<Pending> batch) {
+  auto reads = kj::heapArrayBuilder<ChunkRead>(batch.size());
+  auto fulfillers = kj::heapArrayBuilder<kj::Own<kj::PromiseFulfiller<ChunkAnswer>>>(batch.size());
+  for (auto& p : batch) {
+    reads.add(kj::mv(p.read));
+    fulfillers.add(kj::mv(p.fulfiller));
+  }
+  auto paf = kj::newPromiseAndCrossThreadFulfiller<kj::Array<ChunkAnswer>>();
+  queue.lockExclusive()->jobs.add(Job{reads.finish(), kj::mv(paf.fulfiller)});
+  ++handedOver;
+  using Answers = kj::OneOf<kj::Array<ChunkAnswer>, kj::Exception>;
+  return paf.promise
+      .then([](kj::Array<ChunkAnswer> answers) -> Answers { return kj::mv(answers); },
+            [](kj::Exception&& exception) -> Answers { return kj::mv(exception); })
+      .then([this, fulfillers = fulfillers.finish()](Answers result) mutable {
+        waiting -= fulfillers.size();
+        KJ_SWITCH_ONEOF(result) {
+          KJ_CASE_ONEOF(answers, kj::Array<ChunkAnswer>) {
+            KJ_ASSERT(answers.size() == fulfillers.size());
+            for (auto i : kj::indices(answers))
+              fulfillers[i]->fulfill(kj::mv(answers[i]));
+          }
+          KJ_CASE_ONEOF(exception, kj::Exception) {
+            for (auto& f : fulfillers)
+              f->reject(kj::cp(exception));
+          }
+        }
+      });
 }
 
 void ChunkReaders::work() {
@@ -39,9 +100,13 @@ void ChunkReaders::work() {
       }
     }
     auto& job = KJ_ASSERT_NONNULL(next);
-    KJ_IF_MAYBE (exception,
-                 kj::runCatchingExceptions([&]() { job.fulfiller->fulfill(serve(job.read)); })) {
-      // A bug of ours (reads report failures as Error frames): the request's answer says so.
+    KJ_IF_MAYBE (exception, kj::runCatchingExceptions([&]() {
+                   auto answers = kj::heapArrayBuilder<ChunkAnswer>(job.reads.size());
+                   for (auto& read : job.reads)
+                     answers.add(serve(read));
+                   job.fulfiller->fulfill(answers.finish());
+                 })) {
+      // A bug of ours (reads report failures as Error frames): the requests' answers say so.
       job.fulfiller->reject(kj::mv(*exception));
     }
   }

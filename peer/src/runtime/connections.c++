@@ -242,15 +242,37 @@ void Runtime::onEstablished(Connection& c) {
   }
 }
 
-// One request at a time per connection, each only once the answers queued to that peer are below
-// its backlog mark: a peer that stops reading holds at most one of our answers beyond the mark,
-// whatever its maxInFlight. A request cancelled while it waited is not served at all.
+namespace {
+
+// Lets the next request of a connection take its turn: early (release()), or when this one ends.
+class ServeTurn {
+ public:
+  explicit ServeTurn(kj::Own<kj::PromiseFulfiller<void>> next) : next(kj::mv(next)) {}
+  ~ServeTurn() noexcept(false) { release(); }
+  KJ_DISALLOW_COPY(ServeTurn);
+  void release() {
+    if (next->isWaiting()) next->fulfill();
+  }
+
+ private:
+  kj::Own<kj::PromiseFulfiller<void>> next;
+};
+
+}  // namespace
+
+// Requests of a connection start one at a time, each only once the answers queued to that peer
+// are below its backlog mark; a request cancelled while it waited is not served at all. A chunk's
+// turn ends as soon as its read is handed to the readers while the connection's chunks being read
+// stay below maxReadingBytesPerSession, so many small chunks are read together (one reader job,
+// one wake-up); a peer that stops reading holds at most that many bytes beyond the mark.
 kj::Promise<kj::Array<codec::FrameBuilder>> Runtime::serve(Connection& c, uint64_t id,
                                                            codec::InboundFrame request) {
   auto& session = c.established();
   auto done = kj::newPromiseAndFulfiller<void>();
   auto turn = kj::mv(c.lastServed);
   c.lastServed = kj::mv(done.promise);
+  auto next = kj::heap<ServeTurn>(kj::mv(done.fulfiller));
+  auto& nextTurn = *next;
   auto root = request.root();
   uint64_t chunkBytes = root.isGetChunk() ? root.getGetChunk().getLength() : 0;
   return turn.then([&session]() { return session.whenWritable(); })
@@ -261,7 +283,7 @@ kj::Promise<kj::Array<codec::FrameBuilder>> Runtime::serve(Connection& c, uint64
         }
         return kj::READY_NOW;
       })
-      .then([this, &session, &c, id,
+      .then([this, &session, &c, &nextTurn, id,
              request = kj::mv(request)]() mutable -> kj::Promise<kj::Array<codec::FrameBuilder>> {
         if (c.cancelled.contains(id)) {
           c.cancelled.eraseMatch(id);
@@ -280,22 +302,28 @@ kj::Promise<kj::Array<codec::FrameBuilder>> Runtime::serve(Connection& c, uint64
             return kj::mv(refusal);
           }
           KJ_CASE_ONEOF(read, ChunkRead) {
-            return KJ_ASSERT_NONNULL(readers)
-                ->read(kj::mv(read))
-                .then([this](ChunkAnswer answer) {
-                  KJ_ASSERT_NONNULL(server).count(answer);
-                  // A file changed under us: refresh the index so the next manifest is right.
-                  if (answer.stale) KJ_ASSERT_NONNULL(tasks)->add(rescan().ignoreResult());
-                  return kj::mv(answer.frames);
-                })
-                .attach(kj::mv(request));
+            uint64_t length = read.length;
+            c.readingBytes += length;
+            auto answer = KJ_ASSERT_NONNULL(readers)
+                              ->read(kj::mv(read))
+                              .then([this](ChunkAnswer answer) {
+                                KJ_ASSERT_NONNULL(server).count(answer);
+                                // A file changed under us: refresh the index so the next
+                                // manifest is right.
+                                if (answer.stale) {
+                                  KJ_ASSERT_NONNULL(tasks)->add(rescan().ignoreResult());
+                                }
+                                return kj::mv(answer.frames);
+                              })
+                              .attach(kj::mv(request),
+                                      kj::defer([&c, length]() { c.readingBytes -= length; }));
+            if (c.readingBytes < config.readers.maxReadingBytesPerSession) nextTurn.release();
+            return kj::mv(answer);
           }
         }
         KJ_UNREACHABLE;
       })
-      .attach(kj::defer([fulfiller = kj::mv(done.fulfiller)]() mutable {
-        fulfiller->fulfill();  // the next request's turn, however this one ended
-      }));
+      .attach(kj::mv(next));  // the next request's turn, at the latest when this one ends
 }
 
 void Runtime::onGoodbye(Connection& c, const event::GoodbyeReceived& goodbye) {

@@ -46,7 +46,10 @@ struct Runtime::Connection final : public SessionHandler {
   control::FoundBy foundBy = control::FoundBy::INCOMING;
   kj::TimePoint foundAt;
 
-  kj::Promise<void> lastServed = kj::READY_NOW;  // the request served last has its answer
+  // The request served last has its answer, or its chunk is being read and this connection's reads
+  // are below ChunkReaderLimits::maxReadingBytesPerSession.
+  kj::Promise<void> lastServed = kj::READY_NOW;
+  uint64_t readingBytes = 0;        // chunk bytes of this connection's requests being read
   kj::HashSet<uint64_t> cancelled;  // cancelled by the peer before their turn to be served
 
   library::LibrarySync sync;           // the peer's library, as we follow it

@@ -86,6 +86,47 @@ TEST_F(ChunkReadersTest, TheLeastRecentlyUsedFileIsClosedFirst) {
   EXPECT_EQ(readers.opens(), 3u);
 }
 
+TEST_F(ChunkReadersTest, ReadsAskedInOneTurnShareJobsUpToTheBatchBytes) {
+  ChunkReaderLimits limits{2, 8};
+  limits.maxBatchBytes = 4 * 4096;
+  ChunkReaders readers(tree.fd(), limits);
+  kj::Vector<kj::Promise<ChunkAnswer>> reads;
+  for (uint64_t i = 0; i < 10; ++i)
+    reads.add(readers.read(check(i + 1, "data/big.bin", i * 4096, 4096)));
+  EXPECT_EQ(readers.underWay(), 10u);
+  auto answers = kj::joinPromises(reads.releaseAsArray()).wait(waitScope);
+  EXPECT_EQ(readers.jobs(), 3u);  // 4 + 4 + 2 reads
+  EXPECT_EQ(readers.underWay(), 0u);
+  for (auto i : kj::indices(answers))
+    EXPECT_EQ(dataOf(answers[i]).asPtr(), big.slice(i * 4096, (i + 1) * 4096));
+  // A later turn: a job of its own.
+  readers.read(check(20, "data/big.bin", 0, 4096)).wait(waitScope);
+  EXPECT_EQ(readers.jobs(), 4u);
+}
+
+TEST_F(ChunkReadersTest, AReadBeyondMaxQueuedReadsIsAnsweredBusyAtOnce) {
+  ChunkReaderLimits limits{1, 8};
+  limits.maxQueuedReads = 3;
+  ChunkReaders readers(tree.fd(), limits);
+  kj::Vector<kj::Promise<ChunkAnswer>> reads;
+  for (uint64_t i = 0; i < 3; ++i)
+    reads.add(readers.read(check(i + 1, "data/big.bin", 0, 4096)));
+  auto refused = readers.read(check(4, "data/big.bin", 0, 4096));
+  ASSERT_TRUE(refused.poll(waitScope));  // settled without any reader
+  auto busy = refused.wait(waitScope);
+  ASSERT_EQ(busy.frames.size(), 1u);
+  auto root = codec::rootOf(*busy.frames[0]);
+  ASSERT_TRUE(root.isError());
+  EXPECT_EQ(root.getError().getCode(), wire::ErrorCode::BUSY);
+  EXPECT_EQ(root.getError().getId(), 4u);
+  EXPECT_EQ(busy.served, 0u);
+  for (auto& answer : kj::joinPromises(reads.releaseAsArray()).wait(waitScope))
+    EXPECT_EQ(dataOf(answer).size(), 4096u);
+  // Answered: room again.
+  auto last = readers.read(check(5, "data/big.bin", 0, 4096)).wait(waitScope);
+  EXPECT_EQ(dataOf(last).size(), 4096u);
+}
+
 TEST_F(ChunkReadersTest, ReadsQueuedWhenTheReadersGoEndEitherWay) {
   kj::Vector<kj::Promise<bool>> reads;
   {

@@ -20,8 +20,11 @@ size_t chunkFrameBytes(uint32_t length);
 
 class ChunkFramePool final : public kj::AtomicRefcounted {
  public:
-  // At most `maxPooled` free buffers are kept; more are freed.
-  explicit ChunkFramePool(size_t maxPooled = 16);
+  // Free buffers are kept while they add up to at most `maxPooledBytes`; more are freed. Bytes,
+  // not buffers: a buffer is as large as its chunk (up to 4 MiB and more), so a count would let
+  // the few big ones hold many times what the small ones do.
+  explicit ChunkFramePool(size_t maxPooledBytes = kDefaultPooledBytes);
+  static constexpr size_t kDefaultPooledBytes = 16 << 20;
   KJ_DISALLOW_COPY(ChunkFramePool);
 
   // A Chunk{id, data} frame whose `length` data bytes `fill` writes, all of them, returning true;
@@ -31,7 +34,8 @@ class ChunkFramePool final : public kj::AtomicRefcounted {
   kj::Maybe<FrameBuilder> build(uint64_t id, uint32_t length,
                                 kj::FunctionParam<bool(kj::ArrayPtr<kj::byte>)> fill);
 
-  size_t pooled() const;
+  size_t pooled() const;       // free buffers kept
+  size_t pooledBytes() const;  // their bytes
 
  private:
   struct Lent;
@@ -39,8 +43,12 @@ class ChunkFramePool final : public kj::AtomicRefcounted {
   kj::Array<capnp::word> take(size_t words);
   void give(kj::Array<capnp::word> buffer);
 
-  size_t maxPooled;
-  kj::MutexGuarded<kj::Vector<kj::Array<capnp::word>>> free;
+  struct Free {
+    kj::Vector<kj::Array<capnp::word>> buffers;
+    size_t bytes = 0;
+  };
+  size_t maxPooledBytes;
+  kj::MutexGuarded<Free> free;
 };
 
 }  // namespace shoal::codec
