@@ -176,6 +176,7 @@ void Download::abort() {
   if (ended == nullptr) return;
   inFlight = {};
   answered.clear();
+  pendingWrites.clear();
   canceler.cancel("the download was aborted");
   writer.stop();
   DownloadEvent last = event::Ended{Outcome::stopped, kj::str("aborted")};
@@ -332,32 +333,72 @@ void Download::reap() {
 using WriteResult = kj::OneOf<PartialItem::Verdict, DiskFailure>;
 
 void Download::submitWrite(ChunkWrite where, codec::InboundFrame frame) {
-  auto& target = *KJ_ASSERT_NONNULL(partial);
-  // The bytes stay in the frame they arrived in: the writer hashes them and writes them from
-  // there, and frees the frame when done. No other copy is made.
-  auto job = [&target, where, frame = kj::mv(frame)]() mutable {
-    return target.writeChunk(where, frame.root().getChunk().getData());
-  };
-  addTask(writer.run<WriteResult>(kj::mv(job)).then([this, where](kj::Maybe<WriteResult> result) {
-    auto now = timer.now();
-    KJ_IF_MAYBE (r, result) {
-      KJ_SWITCH_ONEOF(*r) {
-        KJ_CASE_ONEOF(verdict, PartialItem::Verdict) {
-          if (verdict == PartialItem::Verdict::written) {
-            core.onChunkWritten(where.chunk, now);
-          } else {
-            core.onChunkCorrupt(where.chunk, now);
-          }
-        }
-        KJ_CASE_ONEOF(failure, DiskFailure) {
-          core.onChunkFailed(where.chunk, failure.message, now);
-        }
-      }
-    } else {
-      core.onJobDropped(where.chunk, now);
+  // Chunks that arrive in one event-loop turn go to the writer together (flushWrites, last in the
+  // turn): one hand-over and one wake-up per job instead of per chunk, which is most of what a
+  // small chunk costs.
+  pendingWrites.add(PendingWrite{where, kj::mv(frame)});
+  if (pendingWrites.size() == 1) addTask(kj::evalLast([this]() { flushWrites(); }));
+}
+
+void Download::flushWrites() {
+  auto all = kj::mv(pendingWrites);
+  pendingWrites = kj::Vector<PendingWrite>();
+  kj::Vector<PendingWrite> batch;
+  uint64_t bytes = 0;
+  for (auto& w : all) {
+    uint64_t length = w.frame.root().getChunk().getData().size();
+    if (!batch.empty() && bytes + length > config.writeBatchBytes) {
+      writeBatch(kj::mv(batch));
+      batch = kj::Vector<PendingWrite>();
+      bytes = 0;
     }
-    pump();
-  }));
+    bytes += length;
+    batch.add(kj::mv(w));
+  }
+  if (!batch.empty()) writeBatch(kj::mv(batch));
+}
+
+void Download::writeBatch(kj::Vector<PendingWrite> batch) {
+  auto& target = *KJ_ASSERT_NONNULL(partial);
+  auto chunks = kj::heapArrayBuilder<uint64_t>(batch.size());
+  for (auto& w : batch)
+    chunks.add(w.where.chunk);
+  // The bytes stay in the frames they arrived in: the writer hashes each chunk and writes it from
+  // there, and frees the frames when done. No other copy is made.
+  auto job = [&target, gate = config.writeGate, batch = kj::mv(batch)]() mutable {
+    auto results = kj::heapArrayBuilder<WriteResult>(batch.size());
+    for (auto& w : batch) {
+      KJ_IF_MAYBE (g, gate) {
+        g->beforeWrite(w.where.chunk);
+      }
+      results.add(target.writeChunk(w.where, w.frame.root().getChunk().getData()));
+    }
+    return results.finish();
+  };
+  addTask(writer.run<kj::Array<WriteResult>>(kj::mv(job))
+              .then([this, chunks = chunks.finish()](kj::Maybe<kj::Array<WriteResult>> results) {
+                auto now = timer.now();
+                KJ_IF_MAYBE (rs, results) {
+                  for (auto i : kj::indices(*rs)) {
+                    KJ_SWITCH_ONEOF((*rs)[i]) {
+                      KJ_CASE_ONEOF(verdict, PartialItem::Verdict) {
+                        if (verdict == PartialItem::Verdict::written) {
+                          core.onChunkWritten(chunks[i], now);
+                        } else {
+                          core.onChunkCorrupt(chunks[i], now);
+                        }
+                      }
+                      KJ_CASE_ONEOF(failure, DiskFailure) {
+                        core.onChunkFailed(chunks[i], failure.message, now);
+                      }
+                    }
+                  }
+                } else {
+                  for (auto chunk : chunks)
+                    core.onJobDropped(chunk, now);
+                }
+                pump();
+              }));
 }
 
 void Download::prepare() {

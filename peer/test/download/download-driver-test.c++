@@ -1,24 +1,16 @@
 // Download, the KJ driver, turn by turn against a GMock DownloadSources whose every chunk answer
 // the test gives by hand: what goes out stays within each source's window; the chunks of a source
 // whose session ends mid-chunk are asked of another; cancel waits for the write under way (held
-// inside the writer on a missing page, userfaultfd) and drops only what has not started; all peers
-// gone is one event, and the state it keeps resumes. Every wait is on a promise — a request
-// arriving, an event, the download's end, or the writer's fault on the held page — bounded by a
+// inside the writer by the writer's test seam, WriteGate) and drops only what has not started; all
+// peers gone is one event, and the state it keeps resumes. Every wait is on a promise — a request
+// arriving, an event, the download's end — or on the held writer reaching the gate, bounded by a
 // real-time limit that only a broken driver reaches.
 #include <shoal/peer/download/download.h>
 
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <linux/userfaultfd.h>
-#include <poll.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
-#include <capnp/serialize.h>
 #include <kj/async-io.h>
+#include <kj/mutex.h>
 
 #include <map>
 #include <string>
@@ -216,102 +208,34 @@ struct Driver : DownloadFolders {
 // Three files, 71 chunks of 4 KiB (the last of the first file short; the second file empty).
 constexpr uint64_t kSizes[] = {40 * 4096 + 11, 0, 30 * 4096};
 
-// --- a chunk whose bytes are not there yet ------------------------------------------------------
+// --- a write held under way -------------------------------------------------------------------
 
-// Frees a frame's memory mapping: a frame made by HeldFrame is freed on the writer thread.
-class UnmapDisposer final : public kj::ArrayDisposer {
+// Holds the first chunk write inside the writer (its job started, not a byte written) until
+// release(): the writer's test seam, so this runs everywhere.
+class HeldWrite final : public WriteGate {
  public:
-  static size_t pageRound(size_t bytes) {
-    size_t page = size_t(sysconf(_SC_PAGESIZE));
-    return (bytes + page - 1) / page * page;
-  }
+  ~HeldWrite() noexcept(false) { release(); }
 
- protected:
-  void disposeImpl(void* first, size_t elementSize, size_t count, size_t,
-                   void (*)(void*)) const override {
-    munmap(first, pageRound(elementSize * count));
+  void beforeWrite(uint64_t chunk) override {
+    auto lock = state.lockExclusive();
+    if (lock->chunk != nullptr) return;  // only the first
+    lock->chunk = chunk;
+    lock.wait([](const State& s) { return s.released; });
   }
-};
-const UnmapDisposer unmapDisposer{};
-
-// A Chunk frame whose last page of bytes is missing: the first thread that reads it stops in the
-// kernel (userfaultfd) until release() supplies the page. This holds the writer inside a chunk's
-// write — after it started, before a byte is written — for as long as the test needs.
-class HeldFrame {
- public:
-  // The frame of `message`, or why this kernel does not let us hold it.
-  static kj::OneOf<kj::Own<HeldFrame>, kj::String> make(capnp::MessageBuilder& message) {
-    // Unprivileged processes may catch their own user-mode faults (Linux 5.11 and later); older
-    // kernels only know the flag-less form.
-    int fd = int(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY));
-    if (fd < 0) fd = int(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
-    if (fd < 0) return kj::str("userfaultfd: ", strerror(errno));
-    kj::AutoCloseFd uffd(fd);
-    uffdio_api api{};
-    api.api = UFFD_API;
-    if (ioctl(uffd.get(), UFFDIO_API, &api) < 0) return kj::str("UFFDIO_API: ", strerror(errno));
-    return kj::heap<HeldFrame>(kj::mv(uffd), capnp::messageToFlatArray(message));
+  // The chunk whose write is held, once the writer is inside it; null after `timeout`.
+  kj::Maybe<uint64_t> waitForWriter(kj::Duration timeout) {
+    auto lock = state.lockExclusive();
+    lock.wait([](const State& s) { return s.chunk != nullptr; }, timeout);
+    return lock->chunk;
   }
-
-  HeldFrame(kj::AutoCloseFd uffd, kj::Array<capnp::word> words) : uffd(kj::mv(uffd)) {
-    size_t bytes = UnmapDisposer::pageRound(words.asBytes().size());
-    page = UnmapDisposer::pageRound(1);
-    auto* base = static_cast<kj::byte*>(
-        mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-    KJ_ASSERT(base != MAP_FAILED);
-    memcpy(base, words.begin(), words.asBytes().size());
-    frame = codec::InboundFrame(
-        kj::Array<capnp::word>(reinterpret_cast<capnp::word*>(base), words.size(), unmapDisposer),
-        codec::Limits());
-    auto data = KJ_ASSERT_NONNULL(frame).root().getChunk().getData();
-    held = const_cast<kj::byte*>(data.end() - 1) - uintptr_t(data.end() - 1) % page;
-    KJ_ASSERT(held > base, "the frame's header must stay readable: use a larger chunk");
-    saved = static_cast<kj::byte*>(
-        mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-    KJ_ASSERT(saved != MAP_FAILED);
-    memcpy(saved, held, page);
-    uffdio_register reg{};
-    reg.range = {uintptr_t(base), bytes};
-    reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-    KJ_SYSCALL(ioctl(this->uffd.get(), UFFDIO_REGISTER, &reg));
-    KJ_SYSCALL(madvise(held, page, MADV_DONTNEED));  // missing now: the next read faults
-  }
-  ~HeldFrame() {
-    release();  // a failed test must not leave the writer thread stuck (the join would hang)
-    munmap(saved, page);
-  }
-  KJ_DISALLOW_COPY(HeldFrame);
-
-  codec::InboundFrame take() { return kj::mv(KJ_ASSERT_NONNULL(frame)); }
-
-  // A thread is stopped on the missing page: true, or false after `timeoutMs`.
-  bool waitForReader(int timeoutMs) {
-    pollfd p{uffd.get(), POLLIN, 0};
-    if (poll(&p, 1, timeoutMs) != 1) return false;
-    uffd_msg msg;
-    if (read(uffd.get(), &msg, sizeof(msg)) != ssize_t(sizeof(msg))) return false;
-    return msg.event == UFFD_EVENT_PAGEFAULT &&
-           msg.arg.pagefault.address - uintptr_t(held) < uintptr_t(page);
-  }
-  // Supplies the page: the stopped thread goes on with the chunk's real bytes.
-  void release() {
-    if (released) return;
-    released = true;
-    uffdio_copy copy{};
-    copy.dst = uintptr_t(held);
-    copy.src = uintptr_t(saved);
-    copy.len = page;
-    // Fails harmlessly when nobody faulted and the frame is already freed (test failures only).
-    ioctl(uffd.get(), UFFDIO_COPY, &copy);
-  }
+  void release() { state.lockExclusive()->released = true; }
 
  private:
-  kj::AutoCloseFd uffd;
-  size_t page;
-  kj::byte* held;
-  kj::byte* saved;
-  kj::Maybe<codec::InboundFrame> frame;
-  bool released = false;
+  struct State {
+    kj::Maybe<uint64_t> chunk;
+    bool released = false;
+  };
+  kj::MutexGuarded<State> state;
 };
 
 // --- the tests ----------------------------------------------------------------------------------
@@ -370,21 +294,20 @@ TEST(DownloadDriver, ChunksOfASourceLostMidChunkAreAskedOfAnother) {
 
 TEST(DownloadDriver, CancelWaitsForTheWriteUnderWayAndDropsTheRest) {
   Driver f(kSizes);
+  HeldWrite held;
+  f.config.writeGate = held;
   f.present = {{1, 64}};
   auto download = f.download();
+  KJ_DEFER(held.release());  // a failed assertion must not leave the writer held (the join hangs)
   auto running = download->run();
   f.until([&]() { return f.openTo(1) == 2; }, "the first window");
   auto& writing = *f.requests[0];
   auto& waiting = *f.requests[1];
-  auto made = HeldFrame::make(*chunkMessage(f.item, writing.file, writing.offset, writing.length));
-  if (made.is<kj::String>()) {
-    download->abort();
-    GTEST_SKIP() << "cannot hold a write here: " << made.get<kj::String>().cStr();
-  }
-  auto& held = *made.get<kj::Own<HeldFrame>>();
-  f.answer(writing, held.take());
+  f.answer(writing);
   f.io.waitScope.poll();
-  ASSERT_TRUE(held.waitForReader(20000)) << "the writer never read the chunk";
+  auto heldChunk = held.waitForWriter(20 * kj::SECONDS);
+  ASSERT_TRUE(heldChunk != nullptr) << "the writer never began the chunk's write";
+  EXPECT_EQ(KJ_ASSERT_NONNULL(heldChunk), writing.chunk);
 
   // The writer is inside the chunk's write. Cancel: requests go at once, the write does not.
   download->cancel();

@@ -91,10 +91,25 @@ class DownloadStateGuard {
   kj::String itemId;
 };
 
+// A test seam in the writer: called on the writer thread as each chunk's write begins — its job
+// started, not a byte of it verified or written yet — so a test can hold a write under way there
+// for as long as it needs (download-driver-test). The runtime sets none.
+class WriteGate {
+ public:
+  virtual void beforeWrite(uint64_t chunk) = 0;
+
+ protected:
+  ~WriteGate() noexcept(false) = default;
+};
+
 struct DownloadConfig {
   DownloadLimits limits;
   codec::Limits ours;  // our announced limits: a chunk must fit in a Chunk frame we accept
   uint32_t writerThreads = 2;
+  // Chunk bytes one writer job verifies and writes at most: the chunks that arrive in one
+  // event-loop turn share jobs up to this (a larger chunk is a job of its own).
+  uint64_t writeBatchBytes = 1 << 20;
+  kj::Maybe<WriteGate&> writeGate;  // tests only
   kj::Duration tickInterval = 50 * kj::MILLISECONDS;
 };
 
@@ -170,6 +185,11 @@ class Download {
   kj::HashMap<Ticket, kj::Promise<void>> inFlight;  // requests: dropping one cancels it
   kj::Vector<Ticket> answered;                      // requests done, to remove from inFlight
   bool reaping = false;
+  struct PendingWrite {
+    ChunkWrite where;
+    codec::InboundFrame frame;
+  };
+  kj::Vector<PendingWrite> pendingWrites;  // arrived in this turn: written at its end
 
   void pump();
   void perform(Action& action);
@@ -177,6 +197,8 @@ class Download {
   void onReply(Ticket ticket, bool manifest, Reply reply);
   void reap();
   void submitWrite(ChunkWrite where, codec::InboundFrame frame);
+  void flushWrites();
+  void writeBatch(kj::Vector<PendingWrite> batch);
   void prepare();
   void check(action::CheckChunk check);
   void save(ChunkSet chunks);
