@@ -259,7 +259,7 @@ void DownloadCore::useManifest(kj::Own<codec::Manifest> manifest, kj::TimePoint 
   for (auto& s : sources) {
     auto& source = s.value;
     source.window = SourceWindow(kj::min(source.info.maxInFlight, limits.maxWindow),
-                                 limits.initialWindow, m.chunkSize);
+                                 limits.initialWindow, m.chunkSize, limits.minWindowBytes);
   }
   events.add(event::ManifestReady{m.totalBytes, m.chunks.size(), uint32_t(m.files.size())});
   target = kj::mv(manifest);
@@ -583,7 +583,8 @@ void DownloadCore::addSource(SourceKey key, SourceInfo info, kj::TimePoint now) 
     uint32_t cap = kj::min(info.maxInFlight, limits.maxWindow);
     auto& source =
         sources
-            .insert(key, Source{kj::mv(info), SourceWindow(cap, limits.initialWindow, chunkBytes)})
+            .insert(key, Source{kj::mv(info), SourceWindow(cap, limits.initialWindow, chunkBytes,
+                                                           limits.minWindowBytes)})
             .value;
     source.lastProgress = now;
     source.notBefore = now;

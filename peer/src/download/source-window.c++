@@ -27,9 +27,10 @@ double seconds(kj::Duration d) {
 
 }  // namespace
 
-SourceWindow::SourceWindow(uint32_t cap, uint32_t initial, uint32_t chunkBytes)
+SourceWindow::SourceWindow(uint32_t cap, uint32_t initial, uint32_t chunkBytes, uint64_t minBytes)
     : cap(kj::max(cap, 1u)),
       chunkBytes(kj::max(chunkBytes, 1u)),
+      minBytes(minBytes),
       window(kj::max(1u, kj::min(initial, this->cap))) {}
 
 SendStamp SourceWindow::onSent(kj::TimePoint now, uint32_t outstanding) {
@@ -78,7 +79,12 @@ void SourceWindow::resize() {
   // needs ~64 times the window of one of 1 MiB chunks to keep the same bytes in flight.
   double perAnswer = kj::max(1.0, kj::min(double(chunkBytes), double(delivered) / double(answers)));
   double chunks = ceil(kGain * bytesPerSecond * seconds(KJ_ASSERT_NONNULL(lowest)) / perAnswer);
-  window = uint32_t(kj::max(1.0, kj::min(chunks + 1, double(cap))));
+  // The product assumes a link is the bottleneck. For small answers it is the cost of each
+  // request at both ends, which the next one hides only when it is already there: measured at
+  // 5,000 × 16 KiB on loopback, the product settled at 2–5 requests and a window of 64 took the
+  // transfer from 2.0 s to 0.9 s. So a window never holds fewer than `minBytes` of answers.
+  double floor = ceil(double(minBytes) / perAnswer);
+  window = uint32_t(kj::max(1.0, kj::min(kj::max(chunks + 1, floor), double(cap))));
 }
 
 }  // namespace shoal::peer::download

@@ -133,7 +133,9 @@ TEST(DownloadCore, FasterSourcesGetMoreOfTheItem) {
 TEST(DownloadCore, TheWindowGrowsWithTheRoundTripTime) {
   auto windowAt = [](kj::Duration latency) {
     const uint64_t sizes[] = {2000 * 4096};
-    CoreHarness h(sizes);
+    DownloadLimits limits;
+    limits.minWindowBytes = 0;  // the product alone (the floor: AWindowHoldsAtLeastItsMinimumBytes)
+    CoreHarness h(sizes, limits);
     h.addSource(1);
     h.behaviour[1] = {50e6, latency};
     h.startDownloading();

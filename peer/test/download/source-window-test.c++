@@ -18,8 +18,8 @@ constexpr uint32_t kChunk = 1 << 20;
 // answer lets the next requests go. Returns the window after `answers` answers.
 // Every answer carries `answerBytes` (a manifest of kChunk chunks whose files may be smaller).
 uint32_t settle(double bytesPerSecond, kj::Duration rtt, uint32_t cap = 1000,
-                uint32_t answers = 2000, uint32_t answerBytes = kChunk) {
-  SourceWindow window(cap, 2, kChunk);
+                uint32_t answers = 2000, uint32_t answerBytes = kChunk, uint64_t minBytes = 0) {
+  SourceWindow window(cap, 2, kChunk, minBytes);
   auto now = kj::origin<kj::TimePoint>();
   auto serve = int64_t(answerBytes / bytesPerSecond * 1e9) * kj::NANOSECONDS;
   kj::TimePoint linkFree = now;
@@ -58,6 +58,18 @@ TEST(SourceWindow, SmallAnswersGetAWindowForTheirSize) {
   EXPECT_GE(whole, 3u);
   EXPECT_GT(small, 20 * whole);
   EXPECT_EQ(settle(100e6, 20 * kj::MILLISECONDS, 64, 4000, 16 << 10), 64u);
+}
+
+TEST(SourceWindow, AWindowHoldsAtLeastItsMinimumBytes) {
+  // A fast source nearby: the product is a few 16 KiB answers (per-request costs, not the link,
+  // limit them); the floor keeps 1 MiB of them outstanding, within the cap.
+  uint32_t product = settle(100e6, 500 * kj::MICROSECONDS, 1000, 4000, 16 << 10);
+  EXPECT_LT(product, 16u);
+  EXPECT_EQ(settle(100e6, 500 * kj::MICROSECONDS, 1000, 4000, 16 << 10, 1 << 20), 64u);
+  EXPECT_EQ(settle(100e6, 500 * kj::MICROSECONDS, 40, 4000, 16 << 10, 1 << 20), 40u);
+  // Whole chunks: the floor is one chunk, below what the product gives anyway.
+  EXPECT_EQ(settle(100e6, 5 * kj::MILLISECONDS, 1000, 2000, kChunk, 1 << 20),
+            settle(100e6, 5 * kj::MILLISECONDS));
 }
 
 TEST(SourceWindow, GrowsWithTheBandwidth) {

@@ -40,6 +40,9 @@ struct DownloadLimits {
   // starts with before its first rate sample.
   uint32_t maxWindow = 64;
   uint32_t initialWindow = 2;
+  // Answer bytes a source's window holds at least, whatever its bandwidth-delay product: per
+  // request costs, not the link, limit small answers (source-window.c++).
+  uint64_t minWindowBytes = 1 << 20;
   // Chunks of an earlier run being read back and verified at once ([CHK-10]).
   uint32_t maxChecksInFlight = 8;
   // Requests in flight for one chunk in the endgame.

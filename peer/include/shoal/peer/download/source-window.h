@@ -25,7 +25,8 @@ class SourceWindow {
  public:
   // `cap` bounds the window (the source's maxInFlight and our own limit), `initial` is used until
   // the first rate sample, `chunkBytes` (the manifest's chunk size) bounds what one answer carries.
-  SourceWindow(uint32_t cap, uint32_t initial, uint32_t chunkBytes);
+  // After the first sample the window holds at least `minBytes` of answers (within `cap`).
+  SourceWindow(uint32_t cap, uint32_t initial, uint32_t chunkBytes, uint64_t minBytes = 0);
 
   // A request is sent while `outstanding` others are in flight.
   SendStamp onSent(kj::TimePoint now, uint32_t outstanding);
@@ -46,6 +47,7 @@ class SourceWindow {
  private:
   uint32_t cap;
   uint32_t chunkBytes;
+  uint64_t minBytes;
   uint32_t window;
   double bytesPerSecond = 0;
   kj::Maybe<kj::Duration> lowest;
