@@ -235,6 +235,7 @@ void Runtime::onEstablished(Connection& c) {
       break;
   }
   discoveryPeerUp(remote.id, remote.instanceId);
+  settleDiscoveryDial(c);
   c.sync.start();
   pumpSync(c);
   KJ_IF_MAYBE (d, downloads) {

@@ -60,13 +60,15 @@ kj::Promise<discovery::DialOutcome> Runtime::dial(const PeerId& claimedId, kj::S
   }
   return dialAddress(address, toControl(by), foundAt)
       .then([claimed = claimedId, target = kj::str(address)](ConnectionEnd end) {
-        // The announcement named `claimed`; only TLS says who answered.
-        bool proven = false;
-        KJ_IF_MAYBE (id, end.peer) {
-          proven = *id == claimed;
-        }
-        if (end.kind == ConnectionEnd::Kind::established && proven) {
-          return discovery::DialOutcome::established;
+        // The announcement named `claimed`; only TLS says who answered. A discovery dial settles
+        // when the handshake does (onEstablished), so a session with someone else does not keep
+        // the claimed peer "being dialled" for as long as it lasts.
+        if (end.kind == ConnectionEnd::Kind::established) {
+          auto& id = KJ_ASSERT_NONNULL(end.peer);
+          if (id == claimed) return discovery::DialOutcome::established;
+          KJ_LOG(INFO, "discovery: the dialled address answered as another peer", target,
+                 formatPeerId(claimed), formatPeerId(id));
+          return discovery::DialOutcome::otherPeer;
         }
         // The message may quote the other side (a Reject's words): escaped for the terminal.
         KJ_LOG(INFO, "discovery: dial ended without a session", target, end.code,
@@ -84,6 +86,23 @@ void Runtime::discoveryPeerUp(const PeerId& id, uint64_t remoteInstance) {
 void Runtime::discoveryPeerDown(const PeerId& id) {
   KJ_IF_MAYBE (d, discovery) {
     (*d)->peerDown(id);
+  }
+}
+
+void Runtime::settleDiscoveryDial(Connection& c) {
+  // A static peer's dialler waits for the session's end (it redials then); discovery's dial is
+  // over once TLS said who answered ([DSC-8]).
+  bool discovered = c.foundBy == control::FoundBy::BEACON || c.foundBy == control::FoundBy::MDNS;
+  if (c.role != Role::initiator || !discovered) return;
+  KJ_IF_MAYBE (fulfiller, c.ended) {
+    ConnectionEnd end;
+    end.kind = c.end.kind;
+    end.stage = c.end.stage;
+    end.code = kj::str(c.end.code);
+    end.message = kj::str(c.end.message);
+    end.peer = c.end.peer;
+    (*fulfiller)->fulfill(kj::mv(end));
+    c.ended = nullptr;
   }
 }
 

@@ -110,6 +110,21 @@ TEST_F(CandidatesTest, FailedDialsBackOffDoublingToTheCap) {
   EXPECT_EQ(waits, kj::arr<int64_t>(1, 2, 4, 8, 8, 8));
 }
 
+TEST_F(CandidatesTest, AnotherPeerAnsweringIsAFailedDialOfTheClaimedOne) {
+  // [DSC-8]: a session with whoever answered proves nothing about the announced id.
+  candidates->heard(beacon(higher, 1, "10.0.0.3:4747"), t0);
+  ASSERT_EQ(dialCount(), 1u);
+  candidates->peerUp(lower, 7, t0);  // TLS proved someone else
+  candidates->dialEnded(higher, ticket, DialOutcome::otherPeer, t0);
+  EXPECT_FALSE(candidates->isDialling(higher));
+  // Heard at another address: dialled there once the backoff has passed.
+  candidates->heard(beacon(higher, 1, "10.0.0.4:4747"), t0 + 1 * kj::MILLISECONDS);
+  candidates->tick(t0 + config.redialMin);
+  auto after = dials();
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0], "10.0.0.4:4747");
+}
+
 TEST_F(CandidatesTest, ANewInstanceReplacesAStaleSessionAtOnce) {
   candidates->heard(beacon(higher, 1), t0);
   ASSERT_EQ(dialCount(), 1u);

@@ -74,7 +74,8 @@ using CandidateEvent = kj::OneOf<event::Found, event::Restarted, event::Expired>
 
 enum class DialOutcome : uint8_t {
   established,  // a session with the claimed id (TLS-proven) was established (it may have ended)
-  failed,       // unreachable, refused, timed out, or the key was not the claimed id
+  otherPeer,    // a session was established, but TLS proved another id: the claim was false
+  failed,       // unreachable, refused or timed out
 };
 
 class PeerCandidates {

@@ -219,6 +219,7 @@ class Runtime final : private Supervisor::Observer,
   kj::Promise<void> discover();
   void discoveryPeerUp(const PeerId& id, uint64_t instanceId);
   void discoveryPeerDown(const PeerId& id);
+  void settleDiscoveryDial(Connection& connection);  // its handshake is done: who answered is known
   // How we came to know the peer of `connection`, and since when (from the runtime's start).
   kj::Tuple<control::FoundBy, kj::Duration> foundOf(const Connection& connection) const;
   discovery::Announce localAnnounce() override;
