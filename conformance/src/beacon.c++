@@ -24,18 +24,9 @@ in_addr groupAddress() {
 }
 
 kj::String ipv4Of(kj::StringPtr interface) {
-  struct ifaddrs* all = nullptr;
-  KJ_SYSCALL(getifaddrs(&all));
-  KJ_DEFER(freeifaddrs(all));
-  for (auto* a = all; a != nullptr; a = a->ifa_next) {
-    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
-    if (interface != a->ifa_name) continue;
-    char text[INET_ADDRSTRLEN];
-    auto& in = reinterpret_cast<struct sockaddr_in*>(a->ifa_addr)->sin_addr;
-    KJ_ASSERT(inet_ntop(AF_INET, &in, text, sizeof(text)) != nullptr);
-    return kj::str(text);
-  }
-  KJ_FAIL_REQUIRE("the interface has no IPv4 address", interface);
+  auto all = ipv4Addresses(interface);
+  KJ_REQUIRE(all.size() > 0, "the interface has no IPv4 address", interface);
+  return kj::mv(all[0]);
 }
 
 int udpSocket() {
@@ -50,10 +41,34 @@ void setInt(int fd, int level, int option, int value) {
 
 }  // namespace
 
+kj::Array<kj::String> ipv4Addresses(kj::StringPtr interface) {
+  struct ifaddrs* all = nullptr;
+  KJ_SYSCALL(getifaddrs(&all));
+  KJ_DEFER(freeifaddrs(all));
+  kj::Vector<kj::String> found;
+  for (auto* a = all; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
+    if (interface != a->ifa_name) continue;
+    char text[INET_ADDRSTRLEN];
+    auto& in = reinterpret_cast<struct sockaddr_in*>(a->ifa_addr)->sin_addr;
+    KJ_ASSERT(inet_ntop(AF_INET, &in, text, sizeof(text)) != nullptr);
+    found.add(kj::str(text));
+  }
+  return found.releaseAsArray();
+}
+
 BeaconSocket::BeaconSocket(kj::UnixEventPort& events, kj::StringPtr interface, bool group)
+    : BeaconSocket(events, interface, group, ipv4Of(interface), 0) {}
+
+BeaconSocket::BeaconSocket(kj::UnixEventPort& events, kj::StringPtr interface,
+                           kj::StringPtr address, uint16_t port)
+    : BeaconSocket(events, interface, false, kj::str(address), port) {}
+
+BeaconSocket::BeaconSocket(kj::UnixEventPort& events, kj::StringPtr interface, bool group,
+                           kj::String ipParam, uint16_t port)
     : fd(udpSocket()),
       index(if_nametoindex(interface.cStr())),
-      ip(ipv4Of(interface)),
+      ip(kj::mv(ipParam)),
       observer(events, fd, kj::UnixEventPort::FdObserver::OBSERVE_READ) {
   KJ_REQUIRE(index != 0, "no such interface", interface);
   setInt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
@@ -67,7 +82,8 @@ BeaconSocket::BeaconSocket(kj::UnixEventPort& events, kj::StringPtr interface, b
     at.sin_addr = groupAddress();
     at.sin_port = htons(kBeaconPort);
   } else {
-    KJ_ASSERT(inet_pton(AF_INET, ip.cStr(), &at.sin_addr) == 1);
+    KJ_REQUIRE(inet_pton(AF_INET, ip.cStr(), &at.sin_addr) == 1, "not an IPv4 address", ip);
+    at.sin_port = htons(port);
   }
   KJ_SYSCALL(bind(fd, reinterpret_cast<struct sockaddr*>(&at), sizeof(at)), interface);
   struct ip_mreqn membership = {};

@@ -22,6 +22,20 @@ codec::Limits datagramLimits() {
   return limits;
 }
 
+// The first frame of `datagram`, whatever follows it: what the mutant datagram-first-frame reads
+// instead of checking that the datagram is exactly one frame ([DSC-4], [DSC-7]).
+codec::DecodeResult firstFrame(kj::ArrayPtr<const kj::byte> datagram) {
+  codec::FrameDecoder reader(datagramLimits());
+  auto room = reader.writable();
+  auto n = kj::min(room.size(), datagram.size());
+  memcpy(room.begin(), datagram.begin(), n);
+  reader.commit(n);
+  KJ_IF_MAYBE (result, reader.next()) {
+    return kj::mv(*result);
+  }
+  return codec::Failure{codec::CodecError::truncated, kj::str("no whole frame")};
+}
+
 }  // namespace
 
 kj::StringPtr name(DropReason reason) {
@@ -63,7 +77,9 @@ kj::OneOf<Announce, Dropped> decodeAnnounce(kj::ArrayPtr<const kj::byte> datagra
   if (datagram.size() > kMaxDatagramBytes) {
     return Dropped{DropReason::tooLarge, kj::str(datagram.size(), " bytes")};
   }
-  auto decoded = codec::decodeFrame(datagram, datagramLimits());
+  auto decoded = isMutant(Mutant::datagramFirstFrame)
+                     ? firstFrame(datagram)
+                     : codec::decodeFrame(datagram, datagramLimits());
   KJ_SWITCH_ONEOF(decoded) {
     KJ_CASE_ONEOF(failure, codec::Failure) {
       return Dropped{DropReason::invalid, kj::str(failure.error, ": ", failure.message)};

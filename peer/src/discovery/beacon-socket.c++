@@ -193,7 +193,9 @@ BeaconSocket::Datagram BeaconSocket::describe() {
   Datagram d;
   d.content = content.value;
   d.truncated = content.isTruncated;
-  d.source = hostOf(receiver->getSource().toString());
+  auto from = receiver->getSource().toString();
+  d.source = hostOf(from);
+  d.sourcePort = from.slice(KJ_ASSERT_NONNULL(from.findLast(':')) + 1).parseAs<uint16_t>();
   kj::Maybe<uint32_t> arrivedOn;
   bool toGroup = false;
   for (auto& message : receiver->getAncillary().value) {

@@ -1,6 +1,7 @@
 #include <shoal/peer/discovery/beacon.h>
 
 #include <kj/debug.h>
+#include <shoal/peer/mutant.h>
 
 namespace shoal::peer::discovery {
 
@@ -66,6 +67,7 @@ kj::OneOf<Announce, Dropped> Beacon::receive(kj::StringPtr source,
                                              kj::TimePoint now) {
   ++counts.received;
   // Cheapest checks first: a flood costs a size test and a bucket lookup per datagram.
+  if (isMutant(Mutant::datagramTruncationIgnored)) truncated = false;  // reads what fits
   if (truncated || datagram.size() > kMaxDatagramBytes) {
     return dropped(DropReason::tooLarge, kj::str(datagram.size(), "+ bytes from ", source));
   }
@@ -78,7 +80,9 @@ kj::OneOf<Announce, Dropped> Beacon::receive(kj::StringPtr source,
       return dropped(drop.reason, kj::str(drop.detail, " from ", source));
     }
     KJ_CASE_ONEOF(announce, Announce) {
-      if (announce.peerId == self) return dropped(DropReason::own, kj::str("from ", source));
+      if (announce.peerId == self && !isMutant(Mutant::dialsOwnAnnounce)) {
+        return dropped(DropReason::own, kj::str("from ", source));
+      }
       if (announce.versionMin > versionMax || announce.versionMax < versionMin) {
         return dropped(DropReason::incompatible, kj::str("versions ", announce.versionMin, "..",
                                                          announce.versionMax, " from ", source));

@@ -1,6 +1,7 @@
 #include <shoal/peer/discovery/candidates.h>
 
 #include <kj/debug.h>
+#include <shoal/peer/mutant.h>
 
 namespace shoal::peer::discovery {
 
@@ -61,7 +62,8 @@ void PeerCandidates::forget(const PeerId& id) {
 
 void PeerCandidates::heard(Sighting s, kj::TimePoint now) {
   auto id = s.claimedId;
-  if (id == self) return;  // mDNS lists our own service too
+  // mDNS lists our own service too.
+  if (id == self && !isMutant(Mutant::dialsOwnAnnounce)) return;
   KJ_IF_MAYBE (known, candidates.find(id)) {
     if (s.instanceId != 0 && known->instanceId != 0 && s.instanceId != known->instanceId) {
       events.add(event::Restarted{id, known->instanceId, s.instanceId});
@@ -116,6 +118,11 @@ void PeerCandidates::peerDown(const PeerId& id, kj::TimePoint now) {
 void PeerCandidates::dialEnded(const PeerId& claimedId, uint64_t ticket, DialOutcome outcome,
                                kj::TimePoint now) {
   KJ_IF_MAYBE (c, candidates.find(claimedId)) {  // null: forgotten while dialling
+    // The mutant believes the Announce: the session the dial opened is taken as the claimed peer's.
+    if (outcome == DialOutcome::otherPeer && isMutant(Mutant::trustsAnnouncedId)) {
+      up.upsert(claimedId, c->instanceId, [](uint64_t& held, uint64_t&& fresh) { held = fresh; });
+      outcome = DialOutcome::established;
+    }
     if (outcome == DialOutcome::established) {
       c->failures = 0;
       if (c->dialling == ticket) c->dialling = nullptr;

@@ -111,8 +111,10 @@ void Discovery::onDatagram(BeaconSocket::Datagram d) {
     }
     KJ_CASE_ONEOF(announce, Announce) {
       if (isMutant(Mutant::answersAnnounce)) localChanged();
+      // The mutant dials the datagram's UDP source port instead of the announced one ([DSC-8]).
+      auto port = isMutant(Mutant::dialsDatagramPort) ? d.sourcePort : announce.port;
       heard(Sighting{FoundBy::beacon, announce.peerId, announce.instanceId,
-                     kj::str(d.dialHost, ":", announce.port)});
+                     kj::str(d.dialHost, ":", port)});
     }
   }
 }

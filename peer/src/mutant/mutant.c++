@@ -191,6 +191,16 @@ const MutantInfo kMutants[] = {
      "answers a Cancel of a request in progress with Error{internal}, not cancelled"},
     {Mutant::handshakesWhileStopping, "handshakes-while-stopping", "goodbye", "BYE-1",
      "once stopping, neither cuts connections in their handshake nor refuses their Hello"},
+    {Mutant::datagramFirstFrame, "datagram-first-frame", "discovery", "DSC-7",
+     "reads the first frame of a datagram and ignores the bytes after it"},
+    {Mutant::datagramTruncationIgnored, "datagram-truncation-ignored", "discovery", "DSC-7",
+     "reads the first 1200 bytes of a longer datagram as if they were all of it"},
+    {Mutant::dialsOwnAnnounce, "dials-own-announce", "discovery", "DSC-7",
+     "does not drop an Announce that carries its own peerId"},
+    {Mutant::dialsDatagramPort, "dials-datagram-port", "discovery", "DSC-8",
+     "dials an Announce's UDP source port instead of the announced port"},
+    {Mutant::trustsAnnouncedId, "trusts-announced-id", "discovery", "DSC-8",
+     "takes the session a discovery dial opened as the announced peer's, whatever TLS proved"},
 };
 
 }  // namespace

@@ -19,11 +19,18 @@ struct Datagram {
   kj::String source;       // "a.b.c.d:port"
 };
 
+// Every IPv4 address of `interface`, the primary one first (as getifaddrs lists them).
+kj::Array<kj::String> ipv4Addresses(kj::StringPtr interface);
+
 class BeaconSocket {
  public:
   // Joined to the group on `interface` when `group`, else bound to an ephemeral port of the
   // interface's address. Throws when the socket cannot be set up (a harness error).
   BeaconSocket(kj::UnixEventPort& events, kj::StringPtr interface, bool group);
+  // A sender out of `interface` bound to `address`:`port` (one of the interface's addresses; port
+  // 0: ephemeral), for datagrams whose source the case chooses.
+  BeaconSocket(kj::UnixEventPort& events, kj::StringPtr interface, kj::StringPtr address,
+               uint16_t port);
   KJ_DISALLOW_COPY(BeaconSocket);
 
   // The next datagram before `deadline`; null when none came.
@@ -35,6 +42,8 @@ class BeaconSocket {
   kj::String localAddress() const;              // "a.b.c.d:port" this socket sends from
 
  private:
+  BeaconSocket(kj::UnixEventPort& events, kj::StringPtr interface, bool group, kj::String ip,
+               uint16_t port);
   kj::Maybe<Datagram> receive();  // one datagram, or null when none is waiting
 
   kj::AutoCloseFd fd;

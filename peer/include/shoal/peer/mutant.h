@@ -111,6 +111,11 @@ enum class Mutant : uint16_t {
   asksBeforeHelloAck,
   cancelWrongCode,
   handshakesWhileStopping,
+  datagramFirstFrame,
+  datagramTruncationIgnored,
+  dialsOwnAnnounce,
+  dialsDatagramPort,
+  trustsAnnouncedId,
 };
 
 struct MutantInfo {

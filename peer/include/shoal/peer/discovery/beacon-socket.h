@@ -23,6 +23,7 @@ class BeaconSocket {
     kj::ArrayPtr<const kj::byte> content;  // valid until the next receive()
     bool truncated = false;                // longer than kMaxDatagramBytes
     kj::String source;                     // its source address, without the port
+    uint16_t sourcePort = 0;               // its UDP source port (never dialled: [DSC-8])
     kj::String dialHost;                   // the host part of an address to dial it back
     kj::Maybe<kj::String> foreign;         // why it is not ours: another interface or group
   };
