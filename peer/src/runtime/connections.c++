@@ -459,7 +459,11 @@ void Runtime::sendGetLibrary(Connection& c, library::LibraryView::Since since) {
         c.sync.onPage(frame.root(), true);
       }
       KJ_CASE_ONEOF(error, RequestError) {
-        c.sync.onError(error.code, error.message, error.retryAfterMs, error.local, timer.now());
+        // [ERR-5] counts from the answer's arrival. timer.now() is the time of the loop's last
+        // wait, which a busy turn leaves tens of milliseconds behind the arrival; a retry counted
+        // from it came 30-40 ms early under load. The runtime's timer follows this clock.
+        auto arrived = kj::max(timer.now(), kj::systemPreciseMonotonicClock().now());
+        c.sync.onError(error.code, error.message, error.retryAfterMs, error.local, arrived);
       }
     }
     pumpSync(c);
