@@ -394,6 +394,8 @@ void Download::writeBatch(kj::Vector<PendingWrite> batch) {
                     }
                   }
                 } else {
+                  // Dropped by a stop: chunks of the batch already written count as not written,
+                  // so the resume state never claims a chunk we did not see verified.
                   for (auto chunk : chunks)
                     core.onJobDropped(chunk, now);
                 }

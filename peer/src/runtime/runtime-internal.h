@@ -9,7 +9,7 @@ namespace shoal::peer {
 // need. Filled in as the connection goes (connections.c++).
 struct Runtime::ConnectionEnd {
   enum class Kind : uint8_t {
-    established,  // a session was established (and has ended)
+    established,  // a session was established (and has ended; a discovery dial is told at once)
     failed,       // ended before a session: unreachable, TLS, timeout, closed, dropped
     refused,      // the peer refused our Hello (Reject) or ended the handshake (Error)
     self,         // the other end is this very peer
