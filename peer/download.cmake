@@ -30,7 +30,8 @@ shoal_test(download-test unit
   SOURCES test/download/download-test.c++
   LIBS shoal-download)
 
-# The driver turn by turn: windows, a source lost mid-chunk, cancel during a write, all peers gone.
+# The driver turn by turn: windows, a source lost mid-chunk, writer jobs per turn and dropped,
+# cancel during a write, all peers gone.
 shoal_test(download-driver-test unit
   SOURCES test/download/download-driver-test.c++
   LIBS shoal-download)

@@ -360,6 +360,7 @@ void Download::flushWrites() {
 
 void Download::writeBatch(kj::Vector<PendingWrite> batch) {
   auto& target = *KJ_ASSERT_NONNULL(partial);
+  ++writeJobsHandedOver;
   auto chunks = kj::heapArrayBuilder<uint64_t>(batch.size());
   for (auto& w : batch)
     chunks.add(w.where.chunk);

@@ -1,10 +1,11 @@
 // Download, the KJ driver, turn by turn against a GMock DownloadSources whose every chunk answer
 // the test gives by hand: what goes out stays within each source's window; the chunks of a source
-// whose session ends mid-chunk are asked of another; cancel waits for the write under way (held
-// inside the writer by the writer's test seam, WriteGate) and drops only what has not started; all
-// peers gone is one event, and the state it keeps resumes. Every wait is on a promise — a request
-// arriving, an event, the download's end — or on the held writer reaching the gate, bounded by a
-// real-time limit that only a broken driver reaches.
+// whose session ends mid-chunk are asked of another; the chunks of one turn share writer jobs of
+// writeBatchBytes, and a job a stop drops leaves its chunks missing; cancel waits for the write
+// under way (held inside the writer by the writer's test seam, WriteGate) and drops only what has
+// not started; all peers gone is one event, and the state it keeps resumes. Every wait is on a
+// promise — a request arriving, an event, the download's end — or on the held writer reaching the
+// gate, bounded by a real-time limit that only a broken driver reaches.
 #include <shoal/peer/download/download.h>
 
 #include <gtest/gtest.h>
@@ -333,6 +334,82 @@ TEST(DownloadDriver, CancelWaitsForTheWriteUnderWayAndDropsTheRest) {
   EXPECT_EQ(f.requests.size() - before, f.item.chunkCount() - 1);
   for (size_t i = before; i < f.requests.size(); ++i) {
     EXPECT_NE(f.requests[i]->chunk, writing.chunk);
+  }
+}
+
+// One file of 40 chunks of 4 KiB; a window of 10 to answer in one turn, writer jobs of 12 KiB.
+constexpr uint64_t kFortyChunks[] = {40 * 4096};
+void batchTenInATurn(Driver& f) {
+  f.config.limits.initialWindow = 10;
+  f.config.writeBatchBytes = 3 * 4096;
+  f.present = {{1, 64}};
+}
+
+TEST(DownloadDriver, ChunksArrivingInOneTurnShareWriterJobsUpToTheBatchBytes) {
+  Driver f(kFortyChunks);
+  batchTenInATurn(f);
+  auto download = f.download();
+  auto running = download->run();
+  f.until([&]() { return f.openTo(1) == 10; }, "the first window");
+  EXPECT_EQ(download->writeJobs(), 0u);
+  uint64_t bytes = 0;
+  for (auto* r : f.openRequests()) {
+    bytes += r->length;
+    f.answer(*r);
+  }
+  f.io.waitScope.poll();
+  // Ten chunks in one turn: ceil(40 KiB / 12 KiB) = 4 jobs (3 + 3 + 3 + 1 chunks), not 10.
+  EXPECT_EQ(bytes, 10u * 4096);
+  EXPECT_EQ(download->writeJobs(),
+            (bytes + f.config.writeBatchBytes - 1) / f.config.writeBatchBytes);
+  EXPECT_EQ(f.serveUntilEnd(running), Outcome::finished);
+  EXPECT_TRUE(f.libraryHas(f.item));
+}
+
+TEST(DownloadDriver, AWriteJobDroppedByAStopLeavesItsChunksMissing) {
+  Driver f(kFortyChunks);
+  batchTenInATurn(f);
+  HeldWrite held;
+  f.config.writeGate = held;
+  f.config.writerThreads = 1;  // the jobs after the held one wait in the queue
+  auto download = f.download();
+  KJ_DEFER(held.release());  // a failed assertion must not leave the writer held (the join hangs)
+  auto running = download->run();
+  f.until([&]() { return f.openTo(1) == 10; }, "the first window");
+  auto answered = f.openRequests();
+  for (auto* r : answered)
+    f.answer(*r);
+  f.io.waitScope.poll();
+  ASSERT_EQ(download->writeJobs(), 4u);
+  auto heldChunk = held.waitForWriter(20 * kj::SECONDS);
+  ASSERT_TRUE(heldChunk != nullptr) << "the writer never began the first job";
+  EXPECT_EQ(KJ_ASSERT_NONNULL(heldChunk), answered[0]->chunk);
+
+  // The first job is under way, three wait: the stop drops those three, and the first finishes.
+  download->cancel();
+  f.io.waitScope.poll();
+  held.release();
+  EXPECT_EQ(f.finish(running), Outcome::cancelled);
+  EXPECT_EQ(f.registry.size(), 0u);
+
+  // The progress claims the first job's three chunks alone: the seven dropped went back to
+  // missing, and the next run asks for them again.
+  auto state = PartialItem::load(f.folders(), "item");
+  EXPECT_EQ(state.claimed.count(), 3u);
+  for (size_t i = 0; i < answered.size(); ++i)
+    EXPECT_EQ(state.claimed.has(answered[i]->chunk), i < 3) << answered[i]->chunk;
+  size_t before = f.requests.size();
+  f.answerAtOnce = true;
+  auto again = f.download();
+  auto resumed = again->run();
+  EXPECT_EQ(f.finish(resumed), Outcome::finished);
+  EXPECT_TRUE(f.libraryHas(f.item));
+  EXPECT_EQ(f.requests.size() - before, f.item.chunkCount() - 3);
+  for (size_t i = 3; i < answered.size(); ++i) {
+    bool askedAgain = false;
+    for (size_t k = before; k < f.requests.size(); ++k)
+      askedAgain |= f.requests[k]->chunk == answered[i]->chunk;
+    EXPECT_TRUE(askedAgain) << answered[i]->chunk;
   }
 }
 

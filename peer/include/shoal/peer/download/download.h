@@ -152,6 +152,8 @@ class Download {
   kj::StringPtr itemId() const { return item; }
   DownloadStatus status() const;
   kj::Vector<SourceBytes> bytesBySource() const { return core.bytesBySource(); }
+  // Writer jobs of chunks handed over so far (flushWrites): tests.
+  uint64_t writeJobs() const { return writeJobsHandedOver; }
   // Once finished: the item as it is in the library, every chunk verified (complete()).
   kj::Maybe<kj::Own<const library::Item>> takeFinished() { return kj::mv(finishedItem); }
 
@@ -190,6 +192,7 @@ class Download {
     codec::InboundFrame frame;
   };
   kj::Vector<PendingWrite> pendingWrites;  // arrived in this turn: written at its end
+  uint64_t writeJobsHandedOver = 0;
 
   void pump();
   void perform(Action& action);
