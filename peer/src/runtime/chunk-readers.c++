@@ -4,9 +4,10 @@
 
 namespace shoal::peer {
 
-ChunkReaders::ChunkReaders(int rootFd, ChunkReaderLimits limitsParam)
+ChunkReaders::ChunkReaders(int rootFd, ChunkReaderLimits limitsParam, kj::Maybe<ReadGate&> gate)
     : rootFd(rootFd),
       limits(limitsParam),
+      gate(gate),
       frames(kj::atomicRefcounted<codec::ChunkFramePool>(limits.pooledFrameBytes)) {
   KJ_REQUIRE(limits.threads > 0 && limits.maxOpenFiles > 0 && limits.maxQueuedReads > 0,
              "chunk readers need a thread, a file and a read");
@@ -102,8 +103,12 @@ void ChunkReaders::work() {
     auto& job = KJ_ASSERT_NONNULL(next);
     KJ_IF_MAYBE (exception, kj::runCatchingExceptions([&]() {
                    auto answers = kj::heapArrayBuilder<ChunkAnswer>(job.reads.size());
-                   for (auto& read : job.reads)
+                   for (auto& read : job.reads) {
+                     KJ_IF_MAYBE (g, gate) {
+                       g->beforeRead(read);
+                     }
                      answers.add(serve(read));
+                   }
                    job.fulfiller->fulfill(answers.finish());
                  })) {
       // A bug of ours (reads report failures as Error frames): the requests' answers say so.

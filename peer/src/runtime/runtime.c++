@@ -112,7 +112,7 @@ Runtime::Runtime(RuntimeConfig configParam, kj::AsyncIoContext& io, EventBus& bu
                                                codec::randomNonZero());
   }
   if (config.maxUploadRate > 0) uploadLimit.emplace(config.maxUploadRate, timer.now());
-  readers = kj::heap<ChunkReaders>(rootFd.get(), config.readers);
+  readers = kj::heap<ChunkReaders>(rootFd.get(), config.readers, config.readGate);
   config.download.ours = config.session.limits;
   download::DownloadSources& sources = *this;
   downloads = kj::heap<DownloadService>(

@@ -1,5 +1,6 @@
 // A real runtime on loopback, driven over real TLS by a scripted peer: every handshake rule,
-// request rule and file-access rule of issue 3, observed on the wire.
+// request rule and file-access rule of issue 3, observed on the wire; a session's chunk reads held
+// on the reader thread (the readers' test seam, ReadGate) to show maxReadingBytesPerSession.
 #include <fcntl.h>
 
 #include <unistd.h>
@@ -247,6 +248,82 @@ TEST(Wire, EveryPipelinedRequestGetsOneAnswerAndBusyNeverDisconnects) {
   auto last = answer(*s);
   EXPECT_EQ(last.kind(), Which::CHUNK)
       << (last.kind() == Which::ERROR ? last.root().getError().getMessage().cStr() : "");
+}
+
+// Holds every chunk read on the runtime's reader thread until open(), and notes the order in
+// which the reads (by offset) reached it.
+class HeldReads final : public ReadGate {
+ public:
+  void beforeRead(const ChunkRead& read) override {
+    auto lock = state.lockExclusive();
+    lock->arrived.add(read.offset);
+    lock.wait([](const State& s) { return s.open; });
+  }
+  void open() { state.lockExclusive()->open = true; }
+  kj::Array<uint64_t> arrived() const { return kj::heapArray(state.lockShared()->arrived.asPtr()); }
+
+ private:
+  struct State {
+    kj::Vector<uint64_t> arrived;
+    bool open = false;
+  };
+  kj::MutexGuarded<State> state;
+};
+
+// Polls (bounded) the reads under way on `peer`'s readers until `done` holds; the last count.
+size_t readsUnderWay(Peer& peer, kj::Function<bool(size_t)> done) {
+  auto deadline = kj::systemPreciseMonotonicClock().now() + 20 * kj::SECONDS;
+  for (;;) {
+    auto n = peer.handle.call([](Runtime& r) { return r.chunkReaders().underWay(); });
+    if (done(n) || kj::systemPreciseMonotonicClock().now() >= deadline) return n;
+  }
+}
+
+TEST(Wire, AConnectionsChunkReadsStayWithinMaxReadingBytesPerSession) {
+  // One reader thread and one read per job: reads reach the gate in the order they started.
+  HeldReads held;
+  Peer a("alpha", 1, [&](RuntimeConfig& c) {
+    c.readers.threads = 1;
+    c.readers.maxBatchBytes = 4096;
+    c.readers.maxReadingBytesPerSession = 3 * 4096;
+    c.readGate = held;
+  });
+  KJ_DEFER(held.open());  // before the runtime goes: it joins the held reader
+  Wire w;
+  auto s = w.established(a);
+  auto otherId = Identity::generate();
+  auto other = ScriptedPeer::connect(w.io, a.address, *otherId);
+  other->send(test::helloFrame(otherId->id()));
+  ASSERT_EQ(other->frame().kind(), Which::HELLO_ACK);
+  s->send(test::getManifestFrame(1, "item-0"));
+  auto manifest = answer(*s);
+  auto digest = KJ_ASSERT_NONNULL(codec::Digest::from(manifest.root().getManifest().getDigest()));
+
+  // Eight chunks of 4 KiB at once: three fill the session's 12 KiB being read, five wait.
+  kj::Vector<codec::FrameBuilder> burst;
+  for (uint64_t k = 0; k < 8; ++k)
+    burst.add(test::getChunkFrame(10 + k, "item-0", digest, 1, k * 4096, 4096));  // data/big.bin
+  sendTogether(*s, burst);
+  EXPECT_EQ(readsUnderWay(a, [](size_t n) { return n >= 3; }), 3u);
+  // Another session's read arrives through its socket, so after all the loop could do without
+  // it: by then the first session's fourth read would have started if it could.
+  constexpr uint64_t kOther = 50 * 4096;
+  auto x = kj::arr(test::getChunkFrame(2, "item-0", digest, 1, kOther, 4096));
+  sendTogether(*other, x);  // flushed: on the wire before we look
+  EXPECT_EQ(readsUnderWay(a, [](size_t n) { return n >= 4; }), 4u);
+
+  // Released: every request is answered with its chunk.
+  held.open();
+  for (uint64_t k = 0; k < 8; ++k) {
+    auto f = answer(*s);
+    EXPECT_EQ(f.kind(), Which::CHUNK) << k;
+  }
+  EXPECT_EQ(answer(*other).kind(), Which::CHUNK);
+  // The fourth read started only once the third (whose turn it waited for) was answered: after
+  // the other session's, which was queued while the first three were held.
+  auto expected = kj::str(0, " ", 4096, " ", 2 * 4096, " ", kOther, " ", 3 * 4096, " ", 4 * 4096,
+                          " ", 5 * 4096, " ", 6 * 4096, " ", 7 * 4096);
+  EXPECT_STREQ(kj::strArray(held.arrived(), " ").cStr(), expected.cStr());
 }
 
 TEST(Wire, CancelYieldsExactlyOneTerminalAnswer) {

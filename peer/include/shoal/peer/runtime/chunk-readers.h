@@ -36,10 +36,21 @@ struct ChunkReaderLimits {
   uint64_t maxReadingBytesPerSession = 4 << 20;
 };
 
+// A test seam in the readers: called on a reader thread as each read begins — its job taken, not a
+// byte read yet — so a test can hold reads under way for as long as it needs (wire-test). The
+// runtime passes RuntimeConfig::readGate, which only tests set.
+class ReadGate {
+ public:
+  virtual void beforeRead(const ChunkRead& read) = 0;
+
+ protected:
+  ~ReadGate() noexcept(false) = default;
+};
+
 class ChunkReaders {
  public:
   // `rootFd` (the library root) must outlive the readers.
-  ChunkReaders(int rootFd, ChunkReaderLimits limits);
+  ChunkReaders(int rootFd, ChunkReaderLimits limits, kj::Maybe<ReadGate&> gate = nullptr);
   // Joins the threads after their current read; reads still queued are dropped (their promises
   // reject). Destroy after every session that could be waiting for an answer.
   ~ChunkReaders() noexcept(false);
@@ -95,6 +106,7 @@ class ChunkReaders {
 
   int rootFd;
   ChunkReaderLimits limits;
+  kj::Maybe<ReadGate&> gate;
   kj::MutexGuarded<Cache> cache;
   kj::MutexGuarded<Queue> queue;
   kj::MutexGuarded<Counter> opened;

@@ -41,7 +41,8 @@ struct RuntimeConfig {
   download::DownloadConfig download;
   // Chunk bytes per second sent over all sessions (UploadLimit); 0 = unlimited.
   uint64_t maxUploadRate = 0;
-  ChunkReaderLimits readers;  // GetChunk's reader threads and their open files
+  ChunkReaderLimits readers;      // GetChunk's reader threads and their open files
+  kj::Maybe<ReadGate&> readGate;  // tests only: holds reads on the reader threads
 
   kj::Duration shutdownDeadline = 2 * kj::SECONDS;
   kj::Duration rescanInterval = 5 * kj::SECONDS;

@@ -91,6 +91,7 @@ class Runtime final : private Supervisor::Observer,
   kj::Maybe<kj::StringPtr> boundAddress() const { return bound; }
   const library::Library& localLibrary() const { return library; }
   const RequestServer& requestServer() const { return KJ_ASSERT_NONNULL(server); }
+  const ChunkReaders& chunkReaders() const { return *KJ_ASSERT_NONNULL(readers); }
 
   // Rescans the library now (coalesced with a scan in progress); resolves to whether it changed.
   kj::Promise<bool> rescan();
