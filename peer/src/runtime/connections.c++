@@ -461,8 +461,8 @@ void Runtime::sendGetLibrary(Connection& c, library::LibraryView::Since since) {
       KJ_CASE_ONEOF(error, RequestError) {
         // [ERR-5] counts from the answer's arrival. timer.now() is the time of the loop's last
         // wait, which a busy turn leaves tens of milliseconds behind the arrival; a retry counted
-        // from it came 30-40 ms early under load. The runtime's timer follows this clock.
-        auto arrived = kj::max(timer.now(), kj::systemPreciseMonotonicClock().now());
+        // from it came 30-40 ms early under load. The runtime's timer follows `clock`.
+        auto arrived = kj::max(timer.now(), clock.now());
         c.sync.onError(error.code, error.message, error.retryAfterMs, error.local, arrived);
       }
     }
@@ -489,7 +489,8 @@ PeerFacts Runtime::factsOf(const Connection& c) const {
                    session.bytesRead(),
                    session.bytesWritten(),
                    kj::get<0>(found),
-                   kj::get<1>(found)};
+                   kj::get<1>(found),
+                   c.sync.nextDeadline()};
 }
 
 void Runtime::forEachPeer(kj::FunctionParam<void(const PeerFacts&)> func) const {

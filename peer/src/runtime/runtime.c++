@@ -69,6 +69,7 @@ Runtime::Runtime(RuntimeConfig configParam, kj::AsyncIoContext& io, EventBus& bu
     : config(kj::mv(configParam)),
       io(io),
       timer(io.provider->getTimer()),
+      clock(config.clock.orDefault(kj::systemPreciseMonotonicClock())),
       bus(bus),
       startedAt(timer.now()),
       instanceId(codec::randomNonZero()),

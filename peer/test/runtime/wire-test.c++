@@ -1,6 +1,8 @@
 // A real runtime on loopback, driven over real TLS by a scripted peer: every handshake rule,
 // request rule and file-access rule of issue 3, observed on the wire; a session's chunk reads held
-// on the reader thread (the readers' test seam, ReadGate) to show maxReadingBytesPerSession.
+// on the reader thread (the readers' test seam, ReadGate) to show maxReadingBytesPerSession; a
+// refused GetLibrary retried [ERR-5] after its arrival, read from a virtual clock
+// (RuntimeConfig::clock).
 #include <fcntl.h>
 
 #include <unistd.h>
@@ -350,6 +352,46 @@ TEST(Wire, CancelYieldsExactlyOneTerminalAnswer) {
   }
   EXPECT_EQ(cancelled, 1u);
   EXPECT_EQ(pages, 0u);
+}
+
+// A clock that always says the time it was given: when an answer arrives, by the test's word.
+class StoppedClock final : public kj::MonotonicClock {
+ public:
+  explicit StoppedClock(kj::TimePoint at) : at(at) {}
+  kj::TimePoint now() const override { return at; }
+
+ private:
+  kj::TimePoint at;
+};
+
+TEST(Wire, ARefusedGetLibraryIsAskedAgainRetryAfterMsFromItsArrival) {
+  // [ERR-5] counts from the answer's arrival, which the runtime reads from its clock: here one far
+  // ahead of the loop's timer, as a loop whose last wait lags behind the arrival sees it.
+  StoppedClock arrival(kj::origin<kj::TimePoint>() + 1000000000 * kj::SECONDS);
+  Peer a("alpha", 1, [&](RuntimeConfig& c) { c.clock = arrival; });
+  Wire w;
+  auto s = w.established(a);
+  auto get = s->frame();
+  while (get.kind() != Which::GET_LIBRARY)
+    get = s->frame();
+  auto busy = kj::arr(
+      codec::errorFrame(codec::requestIdOf(get.root()), wire::ErrorCode::BUSY, "busy", 800));
+  sendTogether(*s, busy);  // flushed: on the wire before we look
+  // Bounded: until the runtime has the answer.
+  kj::Maybe<kj::TimePoint> retryAt;
+  auto deadline = kj::systemPreciseMonotonicClock().now() + 20 * kj::SECONDS;
+  while (retryAt == nullptr && kj::systemPreciseMonotonicClock().now() < deadline) {
+    retryAt = a.handle.call([](Runtime& r) {
+      kj::Maybe<kj::TimePoint> at;
+      r.forEachPeer([&](const PeerFacts& p) { at = p.libraryRetryAt; });
+      return at;
+    });
+  }
+  ASSERT_TRUE(retryAt != nullptr) << "the busy answer was never taken in";
+  auto ms = [](kj::TimePoint t) {
+    return (t - kj::origin<kj::TimePoint>()) / kj::MILLISECONDS;
+  };
+  EXPECT_EQ(ms(KJ_ASSERT_NONNULL(retryAt)), ms(arrival.now()) + 800);
 }
 
 TEST(Wire, UnknownItemsAndBadRangesAreTypedErrors) {

@@ -65,6 +65,10 @@ struct RuntimeConfig {
   // to finish before they are cancelled.
   kj::Duration lastServicesGrace = 300 * kj::MILLISECONDS;
 
+  // The clock an answer's arrival time is read from; null: the one the loop's timer follows. A test
+  // sets a virtual one to stand for a loop whose timer lags behind the arrivals.
+  kj::Maybe<const kj::MonotonicClock&> clock;
+
   // Test hook: awaited when a connection's TLS phase has completed, before the runtime acts on
   // it. A test uses it to let other work (a shutdown) run inside that window.
   kj::Maybe<kj::Function<kj::Promise<void>(Runtime&)>> afterTlsHook;

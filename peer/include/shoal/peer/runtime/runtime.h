@@ -42,6 +42,8 @@ struct PeerFacts {
   uint64_t bytesOut;
   control::FoundBy foundBy;  // how we came to know it
   kj::Duration foundSince;   // since when, from the runtime's start
+  // When the GetLibrary it refused (busy, unavailable) is asked again, by the runtime's timer.
+  kj::Maybe<kj::TimePoint> libraryRetryAt;
 };
 
 // The runtime's own counters and state, for `shoal status`.
@@ -125,6 +127,7 @@ class Runtime final : private Supervisor::Observer,
   RuntimeConfig config;
   kj::AsyncIoContext& io;
   kj::Timer& timer;
+  const kj::MonotonicClock& clock;  // when answers arrive (the timer lags behind it in a busy turn)
   EventBus& bus;
   kj::TimePoint startedAt;
   uint64_t instanceId;
