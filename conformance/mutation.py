@@ -2,7 +2,7 @@
 """The conformance suite's self-test by mutation (docs/conformance.md, "The mutation self-test").
 
 The reference peer, built with SHOAL_MUTANTS, takes `shoal serve --mutant NAME`: one deliberate
-defect (peer/include/shoal/peer/mutant.h). This script runs shoal-conform against it with each
+defect (mutant/include/shoal/mutant.h). This script runs shoal-conform against it with each
 mutant switched on and records which cases FAIL: the mutation matrix. Every mutant must be caught
 by at least one case, and every case must fail against at least one mutant.
 

@@ -2,6 +2,7 @@
 
 #include <kj/debug.h>
 #include <shoal/codec/validate.h>
+#include <shoal/mutant.h>
 #include <string.h>
 
 namespace shoal::codec {
@@ -35,7 +36,15 @@ kj::Maybe<kj::OneOf<size_t, Failure>> parseFrameHeader(kj::ArrayPtr<const kj::by
              kj::str(segmentCount, " segments, the limit is ", limits.maxSegments)));
   }
   size_t tableBytes = (size_t(segmentCount) + 2) / 2 * 8;
-  if (bytes.size() < tableBytes) return nullptr;
+  if (bytes.size() < tableBytes) {
+    // Mutant partialTableRefused: the rest of the table is on its way, yet the frame is refused.
+    if (isMutant(Mutant::partialTableRefused)) {
+      return kj::OneOf<size_t, Failure>(
+          fail(CodecError::truncated,
+               kj::str("segment table cut short after ", bytes.size(), " bytes")));
+    }
+    return nullptr;
+  }
 
   uint64_t words = 0;
   for (uint32_t i = 0; i < segmentCount; ++i) {
@@ -120,6 +129,12 @@ kj::Maybe<DecodeResult> FrameDecoder::next() {
     return decode(kj::mv(body));
   }
 
+  // Mutant readsAreFrames: a reader that takes each read for whole frames loses the bytes of a
+  // read after its first frame, and every frame that arrives in more than one read.
+  auto awaitMore = [this]() -> kj::Maybe<DecodeResult> {
+    if (isMutant(Mutant::readsAreFrames)) begin = end;
+    return nullptr;
+  };
   auto staged = staging.slice(begin, end);
   KJ_IF_MAYBE (header, parseFrameHeader(staged, limits)) {
     KJ_SWITCH_ONEOF(*header) {
@@ -127,11 +142,12 @@ kj::Maybe<DecodeResult> FrameDecoder::next() {
         return failWith(kj::mv(failure));
       }
       KJ_CASE_ONEOF(total, size_t) {
-        if (total > staged.size() && total <= staging.size()) return nullptr;  // wait for more
+        if (total > staged.size() && total <= staging.size()) return awaitMore();
         auto words = kj::heapArray<capnp::word>(total / sizeof(capnp::word));
         if (total <= staged.size()) {
           memcpy(words.begin(), staged.begin(), total);
           begin += total;
+          if (isMutant(Mutant::readsAreFrames)) begin = end;
           return decode(kj::mv(words));
         }
         memcpy(words.begin(), staged.begin(), staged.size());
@@ -142,7 +158,7 @@ kj::Maybe<DecodeResult> FrameDecoder::next() {
       }
     }
   }
-  return nullptr;
+  return awaitMore();
 }
 
 DecodeResult FrameDecoder::decode(kj::Array<capnp::word> words) {

@@ -1,7 +1,9 @@
 #include <shoal/codec/validate.h>
 
+#include <capnp/dynamic.h>
 #include <shoal/codec/path.h>
 #include <shoal/codec/text.h>
+#include <shoal/mutant.h>
 
 namespace shoal::codec {
 
@@ -28,6 +30,27 @@ class Validator {
   bool bad(CodecError error, kj::String message) {
     if (failure == nullptr) failure = fail(error, kj::mv(message));
     return false;
+  }
+
+  // Mutant strictStructSizes: the Frame and its member struct no larger than this build's schema
+  // has them, i.e. fields a newer schema added are refused rather than skipped ([FR-16]).
+  bool schemaSizes(wire::Frame::Reader f) {
+    auto fits = [&](capnp::AnyStruct::Reader s, capnp::StructSchema schema) {
+      auto known = schema.getProto().getStruct();
+      return (s.getDataSection().size() <= known.getDataWordCount() * 8u &&
+              s.getPointerSection().size() <= known.getPointerCount()) ||
+             bad(CodecError::malformed,
+                 kj::str(schema.getShortDisplayName(), " is larger than its schema"));
+    };
+    auto frame = capnp::Schema::from<wire::Frame>();
+    if (!fits(capnp::AnyStruct::Reader(f), frame)) return false;
+    KJ_IF_MAYBE (member, frame.getFieldByDiscriminant(uint16_t(f.which()))) {
+      if (member->getType().isStruct()) {
+        auto value = capnp::toDynamic(f).get(*member).as<capnp::DynamicStruct>();
+        return fits(value.as<capnp::AnyStruct>(), member->getType().asStruct());
+      }
+    }
+    return true;
   }
 
   bool requestId(uint64_t id) {
@@ -267,6 +290,7 @@ kj::Maybe<Failure> Validator::frame(wire::Frame::Reader f) {
   auto message = [&](capnp::Text::Reader t) {
     return text(t, limits.maxMessageBytes, TextRule::message, "message");
   };
+  if (isMutant(Mutant::strictStructSizes) && !schemaSizes(f)) return kj::mv(failure);
   switch (f.which()) {
     case Which::HELLO: hello(f.getHello()); break;
     case Which::HELLO_ACK: helloAck(f.getHelloAck()); break;

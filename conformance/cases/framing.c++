@@ -26,9 +26,22 @@ void twoPingsInOneWrite(Trial& t) {
   }
 }
 
+// Two Ping round trips before a case sends a frame in pieces with pauses between: the target's
+// opening requests (an initiator's GetLibrary) arrive before the first Pong, and the harness's
+// background answers to them go out while the second is under way, not between the pieces.
+bool settle(Trial& t, Connection& c) {
+  return t.expectAlive(c) && t.expectAlive(c);
+}
+
 void pingInOneByteWrites(Trial& t) {
   KJ_IF_MAYBE (c, t.establish()) {
-    c->sendSplit(encode(*codec::pingFrame(7)), 1, "a Ping in 1-byte writes");
+    if (!settle(t, *c)) return;
+    // The first half, then a pause: the frame surely spans more than one of the target's reads,
+    // and half a frame is no reason to act.
+    auto ping = encode(*codec::pingFrame(7));
+    c->sendSplit(ping.slice(0, 20), 1, "the first 20 bytes of a Ping in 1-byte writes");
+    if (!t.expectSilence(*c, t.quiet())) return;
+    c->sendSplit(ping.slice(20, ping.size()), 1, "the rest of the Ping in 1-byte writes");
     t.expectFrame(*c, "Pong 7", [](Reader f) { return f.isPong() && f.getPong().getNonce() == 7; });
   }
 }
@@ -74,9 +87,11 @@ void segments512(Trial& t) {
 
 void tableCutShort(Trial& t) {
   KJ_IF_MAYBE (c, t.establish()) {
+    if (!settle(t, *c)) return;
     c->sendBytes(fromHex("03000000 01000000"), "a table announcing 4 segments, cut short");
     c->flushed().wait(t.io().waitScope);
-    t.wait(t.quiet(), "then nothing more");
+    // Nothing is wrong yet: the rest of the table may still come, so the target must wait for it.
+    if (!t.expectSilence(*c, t.quiet())) return;
     c->fin();
     // Accepted: the close, with or without an Error{0, protocol} for the truncated frame first.
     KJ_IF_MAYBE (e, c->next(t.stepTimeout()).wait(t.io().waitScope)) {
@@ -287,16 +302,27 @@ void oneSegment(Trial& t) {
   segmentsUsed(t, 1);
 }
 
-void preHandshakeFramesSmall(Trial& t) {
+// A valid Hello or HelloAck padded with fields unknown to v1 ([FR-16]) to 65544 bytes: only its
+// size is wrong. The harness holds back its last word, so that a target which reads the body before
+// it decides waits in vain: the refusal must come from the segment table. (The other half of
+// [FR-9], the target's own handshake frames, is checked on every connection of every case by the
+// monitor.)
+void preHandshakeFrameTooLarge(Trial& t) {
   KJ_IF_MAYBE (c, t.open()) {
-    auto got = t.role() == Role::responder
-                   ? (c->send(helloFrame(c->ours())),
-                      t.expectNext(*c, "HelloAck", [](Reader f) { return f.isHelloAck(); }))
-                   : t.expectNext(*c, "Hello", [](Reader f) { return f.isHello(); });
-    KJ_IF_MAYBE (f, got) {
-      t.check(f->bytes().size() <= 65536, "FR-9", "at most 65536 bytes",
-              kj::str(f->bytes().size(), " bytes"));
+    bool responder = t.role() == Role::responder;
+    if (!responder && t.expectNext(
+                          *c, "Hello", [](Reader f) { return f.isHello(); }, "HS-1") == nullptr) {
+      return;
     }
+    auto frame = responder ? helloFrame(c->ours()) : helloAckFrame(c->ours());
+    size_t bare = withExtraFields(*frame, 0, 0).size();
+    size_t target = codec::kMinFrameBytes + 8;
+    auto padded = withExtraFields(*frame, uint16_t((target - bare) / 8), 0);
+    KJ_ASSERT(padded.size() == target);
+    c->sendBytes(padded.slice(0, target - 8),
+                 kj::str("a ", target, "-byte ", responder ? "Hello" : "HelloAck",
+                         " (unknown fields), all but its last 8 bytes"));
+    t.expectConnectionError(*c, Code::TOO_LARGE);
   }
 }
 
@@ -390,7 +416,8 @@ void framingCases(kj::Vector<CaseSpec>& out) {
   both(out, "fr/FR-3/3", "fr/FR-3/4", "FR-3", "segment 0 of size 0", segmentZeroEmpty);
   both(out, "fr/FR-4/1", "fr/FR-4/2", "FR-4", "65 segments", segments65);
   both(out, "fr/FR-4/3", "fr/FR-4/4", "FR-4", "512 segments", segments512);
-  both(out, "fr/FR-4/5", "fr/FR-4/6", "FR-4", "a segment table cut short, then FIN", tableCutShort);
+  both(out, "fr/FR-4/5", "fr/FR-4/6", "FR-4",
+       "a segment table cut short: nothing until the rest or FIN, then a close", tableCutShort);
   both(out, "fr/FR-5/1", "fr/FR-5/2", "FR-5", "a frame one word above maxFrameBytes",
        aboveMaxFrame);
   both(out, "fr/FR-6/1", "fr/FR-6/2", "FR-6", "the target announces maxFrameBytes >= 65536",
@@ -406,8 +433,9 @@ void framingCases(kj::Vector<CaseSpec>& out) {
   both(out, "fr/FR-8/1", "fr/FR-8/2", "FR-8",
        "no frame above the maxFrameBytes the harness announced", noFrameAboveOurLimit,
        need::launch);
-  both(out, "fr/FR-9/1", "fr/FR-9/2", "FR-9", "the target's handshake frame is at most 64 KiB",
-       preHandshakeFramesSmall);
+  both(out, "fr/FR-9/1", "fr/FR-9/2", "FR-9",
+       "a 65544-byte Hello or HelloAck is refused from its segment table: Error{0, tooLarge}",
+       preHandshakeFrameTooLarge);
   both(out, "fr/FR-10/1", "fr/FR-10/2", "FR-10", "a pointer 1000 words out of bounds",
        pointerOutOfBounds);
   both(out, "fr/FR-10/3", "fr/FR-10/4", "FR-10", "a far pointer into a missing segment",

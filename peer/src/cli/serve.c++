@@ -4,8 +4,8 @@
 #include <kj/debug.h>
 #include <kj/io.h>
 #include <net/if.h>
+#include <shoal/mutant.h>
 #include <shoal/peer/control/control-server.h>
-#include <shoal/peer/mutant.h>
 #include <shoal/peer/runtime/runtime-handle.h>
 #include <signal.h>
 

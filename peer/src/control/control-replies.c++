@@ -1,6 +1,6 @@
 #include <shoal/peer/control/control-replies.h>
 
-#include <shoal/peer/mutant.h>
+#include <shoal/mutant.h>
 #include <shoal/peer/runtime/event-fields.h>
 
 namespace shoal::peer {

@@ -6,7 +6,7 @@
 #include <shoal/codec/frame.h>
 #include <shoal/codec/frames.h>
 #include <shoal/codec/validate.h>
-#include <shoal/peer/mutant.h>
+#include <shoal/mutant.h>
 
 namespace shoal::peer::discovery {
 

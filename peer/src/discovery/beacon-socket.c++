@@ -6,8 +6,8 @@
 #include <kj/io.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <shoal/mutant.h>
 #include <shoal/peer/discovery/announce.h>
-#include <shoal/peer/mutant.h>
 #include <string.h>
 #include <sys/socket.h>
 

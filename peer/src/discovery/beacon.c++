@@ -1,7 +1,7 @@
 #include <shoal/peer/discovery/beacon.h>
 
 #include <kj/debug.h>
-#include <shoal/peer/mutant.h>
+#include <shoal/mutant.h>
 
 namespace shoal::peer::discovery {
 

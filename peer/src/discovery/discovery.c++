@@ -1,8 +1,8 @@
 #include <shoal/peer/discovery/discovery.h>
 
 #include <kj/debug.h>
+#include <shoal/mutant.h>
 #include <shoal/peer/discovery/mdns.h>
-#include <shoal/peer/mutant.h>
 
 namespace shoal::peer::discovery {
 

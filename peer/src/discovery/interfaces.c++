@@ -4,7 +4,7 @@
 #include <kj/debug.h>
 #include <kj/map.h>
 #include <net/if.h>
-#include <shoal/peer/mutant.h>
+#include <shoal/mutant.h>
 
 namespace shoal::peer::discovery {
 

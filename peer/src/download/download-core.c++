@@ -4,7 +4,7 @@
 #include <shoal/peer/download/download-core.h>
 
 #include <kj/debug.h>
-#include <shoal/peer/mutant.h>
+#include <shoal/mutant.h>
 
 #include <utility>
 

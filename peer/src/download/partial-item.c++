@@ -11,9 +11,9 @@
 #include <kj/hash.h>
 #include <kj/map.h>
 #include <shoal/codec/frame.h>
+#include <shoal/mutant.h>
 #include <shoal/peer/library/beneath.h>
 #include <shoal/peer/library/state-file.h>
-#include <shoal/peer/mutant.h>
 
 namespace shoal::peer::download {
 

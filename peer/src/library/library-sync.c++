@@ -1,6 +1,6 @@
 #include <shoal/peer/library/library-sync.h>
 
-#include <shoal/peer/mutant.h>
+#include <shoal/mutant.h>
 
 namespace shoal::peer::library {
 

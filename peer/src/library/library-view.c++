@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include <kj/debug.h>
-#include <shoal/peer/mutant.h>
+#include <shoal/mutant.h>
 
 namespace shoal::peer::library {
 

@@ -5,7 +5,7 @@
 #include <kj/debug.h>
 #include <shoal/codec/frame.h>
 #include <shoal/codec/manifest.h>
-#include <shoal/peer/mutant.h>
+#include <shoal/mutant.h>
 
 namespace shoal::peer::library {
 

@@ -17,8 +17,8 @@
 #include <kj/vector.h>
 #include <shoal/codec/path.h>
 #include <shoal/codec/text.h>
+#include <shoal/mutant.h>
 #include <shoal/peer/library/beneath.h>
-#include <shoal/peer/mutant.h>
 
 namespace shoal::peer::library {
 

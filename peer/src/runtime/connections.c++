@@ -2,7 +2,7 @@
 // peer table), and the library sync of each peer.
 #include <kj/debug.h>
 #include <shoal/codec/frames.h>
-#include <shoal/peer/mutant.h>
+#include <shoal/mutant.h>
 
 #include <shoal/peer/runtime/event-fields.h>
 

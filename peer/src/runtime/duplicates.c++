@@ -1,6 +1,6 @@
 #include <shoal/peer/runtime/duplicates.h>
 
-#include <shoal/peer/mutant.h>
+#include <shoal/mutant.h>
 namespace shoal::peer {
 
 Keep resolveDuplicate(const PeerId& local, const PeerId& remote, const SessionFacts& existing,

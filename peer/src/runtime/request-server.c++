@@ -2,7 +2,7 @@
 
 #include <errno.h>
 #include <kj/debug.h>
-#include <shoal/peer/mutant.h>
+#include <shoal/mutant.h>
 #include <string.h>
 #include <unistd.h>
 

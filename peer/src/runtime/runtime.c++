@@ -5,7 +5,7 @@
 #include <fcntl.h>
 #include <kj/debug.h>
 #include <shoal/codec/frames.h>
-#include <shoal/peer/mutant.h>
+#include <shoal/mutant.h>
 #include <shoal/peer/runtime/event-fields.h>
 #include <sys/file.h>
 #include <unistd.h>

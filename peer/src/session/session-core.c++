@@ -3,7 +3,7 @@
 #include <kj/debug.h>
 #include <shoal/codec/frames.h>
 #include <shoal/codec/validate.h>
-#include <shoal/peer/mutant.h>
+#include <shoal/mutant.h>
 
 namespace shoal::peer {
 

@@ -2,7 +2,7 @@
 
 #include <kj/debug.h>
 #include <shoal/codec/validate.h>
-#include <shoal/peer/mutant.h>
+#include <shoal/mutant.h>
 
 namespace shoal::peer {
 
@@ -87,7 +87,8 @@ Session::Session(kj::Own<Transport> transportParam, Role role, const SessionConf
       writer(transport->stream(), codec::kMinFrameBytes) {
   // [FR-9]: until the handshake completes nothing larger is read either, so a 4 MiB "Hello" is
   // refused from its segment table instead of being read in full.
-  reader.setMaxFrameBytes(readLimit(codec::kMinFrameBytes));
+  reader.setMaxFrameBytes(readLimit(
+      isMutant(Mutant::bigHandshakeFrames) ? config.limits.maxFrameBytes : codec::kMinFrameBytes));
 }
 
 Session::~Session() noexcept(false) {

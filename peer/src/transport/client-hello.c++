@@ -1,6 +1,6 @@
 #include <shoal/peer/transport/client-hello.h>
 
-#include <shoal/peer/mutant.h>
+#include <shoal/mutant.h>
 #include <shoal/peer/transport/tls.h>
 
 namespace shoal::peer::tls {

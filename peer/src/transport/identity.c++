@@ -13,7 +13,7 @@
 #include <kj/debug.h>
 #include <kj/encoding.h>
 #include <kj/io.h>
-#include <shoal/peer/mutant.h>
+#include <shoal/mutant.h>
 
 namespace shoal::peer {
 

@@ -8,7 +8,7 @@
 #include <kj/debug.h>
 #include <kj/refcount.h>
 #include <kj/vector.h>
-#include <shoal/peer/mutant.h>
+#include <shoal/mutant.h>
 #include <shoal/peer/transport/client-hello.h>
 
 namespace shoal::peer {

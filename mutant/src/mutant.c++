@@ -1,8 +1,8 @@
-#include <shoal/peer/mutant.h>
+#include <shoal/mutant.h>
 
 #include <kj/debug.h>
 
-namespace shoal::peer {
+namespace shoal {
 
 #if SHOAL_MUTANTS
 
@@ -201,6 +201,17 @@ const MutantInfo kMutants[] = {
      "dials an Announce's UDP source port instead of the announced port"},
     {Mutant::trustsAnnouncedId, "trusts-announced-id", "discovery", "DSC-8",
      "takes the session a discovery dial opened as the announced peer's, whatever TLS proved"},
+    {Mutant::readsAreFrames, "reads-are-frames", "framing", "FR-1",
+     "takes each read for whole frames: drops what follows a read's first frame, and partial "
+     "frames"},
+    {Mutant::partialTableRefused, "partial-table-refused", "framing", "FR-1,FR-4",
+     "refuses a frame whose segment table has not all arrived yet instead of waiting for the rest"},
+    {Mutant::strictStructSizes, "strict-struct-sizes", "framing", "FR-16",
+     "refuses a frame whose structs are larger than its schema (fields it does not know)"},
+    {Mutant::bigHandshakeFrames, "big-handshake-frames", "framing", "FR-9",
+     "reads frames before the handshake up to its post-handshake maxFrameBytes"},
+    {Mutant::trustsManifestDigest, "trusts-manifest-digest", "manifests", "MAN-21",
+     "keeps a manifest without recomputing its digest"},
 };
 
 }  // namespace
@@ -240,4 +251,4 @@ kj::Maybe<const MutantInfo&> findMutant(kj::StringPtr name) {
   return nullptr;
 }
 
-}  // namespace shoal::peer
+}  // namespace shoal

@@ -4,6 +4,12 @@
 // and the code at the defect's site asks `if (isMutant(Mutant::x))`. In a release build
 // isMutant() is a constant false: the branches still compile (and stay type-checked) but vanish,
 // and the binary knows no mutant names.
+//
+// The registry sits below every layer (target shoal-mutant, linked by the codec and the peer) so
+// that a defect can live in the codec too, e.g. in FrameDecoder or ManifestAssembler. That does
+// not blind the conformance harness, which links the same codec: a mutant is switched on only in
+// the process that ran `shoal serve --mutant NAME`, the target; everywhere else, the harness and
+// the fuzzers included, no mutant is active and every hook is a no-op.
 #pragma once
 
 #include <stdint.h>
@@ -15,7 +21,7 @@
 #error "SHOAL_MUTANTS must be defined (0 or 1): link the shoal-mutant target"
 #endif
 
-namespace shoal::peer {
+namespace shoal {
 
 // One enumerator per defect; its name, area and description are in mutant.c++.
 enum class Mutant : uint16_t {
@@ -116,6 +122,11 @@ enum class Mutant : uint16_t {
   dialsOwnAnnounce,
   dialsDatagramPort,
   trustsAnnouncedId,
+  readsAreFrames,
+  partialTableRefused,
+  strictStructSizes,
+  bigHandshakeFrames,
+  trustsManifestDigest,
 };
 
 struct MutantInfo {
@@ -151,4 +162,4 @@ constexpr bool isMutant(Mutant) {
 void activateMutant(Mutant m);
 Mutant activeMutant();
 
-}  // namespace shoal::peer
+}  // namespace shoal
