@@ -235,6 +235,14 @@ void helloWithAnotherKeysId(Trial& t) {
 }
 
 void helloWithTargetsOwnId(Trial& t) {
+  if (t.tls()) {
+    // Only the holder of the target's key can claim its id over TLS, and the [HS-8] check
+    // answers any other Hello claiming it first.
+    t.unimplemented(
+        kj::str("over TLS a Hello can claim the target's id only with its key: "
+                "plaintext mode only"));
+    return;
+  }
   PeerId own;
   KJ_IF_MAYBE (first, t.establish()) {
     KJ_IF_MAYBE (id, targetIdOn(t, *first)) {

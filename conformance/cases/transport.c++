@@ -2,6 +2,8 @@
 // pinning, no plaintext fallback, clean closes.
 #include "common.h"
 
+#include <shoal/conformance/hello-bytes.h>
+
 namespace shoal::conformance::cases {
 
 namespace {
@@ -105,18 +107,140 @@ void noTickets(Trial& t) {
   }
 }
 
+// The ClientHello the target sent on `c` offers neither pre_shared_key (41) nor early_data (42).
+bool offersNoPsk(Trial& t, Connection& c) {
+  KJ_IF_MAYBE (facts, c.tls()) {
+    for (auto type : facts->clientHelloExtensions) {
+      if (!t.check(type != 41 && type != 42, "TR-5", "no pre_shared_key or early_data extension",
+                   kj::str("ClientHello extension ", type))) {
+        return false;
+      }
+    }
+    return t.check(facts->clientHelloExtensions.size() > 0, "TR-5", "a ClientHello was seen",
+                   kj::str("no extensions recorded"));
+  }
+  return false;
+}
+
+// The harness hands the target a session ticket on its first connection; a client that kept it
+// would offer it on the next one, after the harness closed the first.
 void clientOffersNoPsk(Trial& t) {
-  KJ_IF_MAYBE (c, t.open()) {
-    KJ_IF_MAYBE (facts, c->tls()) {
-      for (auto type : facts->clientHelloExtensions) {
-        if (!t.check(type != 41 && type != 42, "TR-5", "no pre_shared_key or early_data extension",
-                     kj::str("ClientHello extension ", type))) {
-          return;
+  TlsProfile tickets;
+  tickets.sendTickets = true;
+  KJ_IF_MAYBE (first, t.establish(Trial::Open{nullptr, kj::mv(tickets), nullptr})) {
+    // The ticket travels right behind the handshake: a Pong means the target read past it.
+    if (!offersNoPsk(t, *first) || !t.expectAlive(*first)) return;
+    first->closeNotify().wait(t.io().waitScope);
+    first->fin();
+    t.step(kj::str("closed the first connection; the target dials again"));
+    KJ_IF_MAYBE (second, t.open()) {
+      offersNoPsk(t, *second);
+    }
+  }
+}
+
+// A client that resumes with the ticket of its first connection (if the target sent one: the
+// case tr/TR-5/1 judges that) gets a full handshake or a refusal, never a resumed session.
+void serverNeverResumes(Trial& t) {
+  TlsProfile invite;
+  invite.inviteTickets = true;
+  kj::Maybe<kj::Array<kj::byte>> session;
+  KJ_IF_MAYBE (first, t.establish(Trial::Open{nullptr, kj::mv(invite), nullptr})) {
+    if (!t.expectAlive(*first)) return;
+    session = first->sessionData();
+  }
+  KJ_IF_MAYBE (data, session) {
+    TlsProfile resume;
+    resume.inviteTickets = true;
+    resume.resume = *data;
+    t.step(kj::str("a second connection offers the target's ticket as pre_shared_key"));
+    KJ_IF_MAYBE (result, t.tlsHandshake(Trial::Open{nullptr, kj::mv(resume), nullptr})) {
+      KJ_IF_MAYBE (channel, result->tryGet<kj::Own<Channel>>()) {
+        auto& facts = KJ_ASSERT_NONNULL((*channel)->facts());
+        t.check(!facts.resumed, "TR-5", "a full raw-key handshake (or a refusal)",
+                kj::str("the target resumed the session: ", facts.description));
+      }
+    }
+  } else if (!t.failed()) {
+    t.note(kj::str("the target sent no session ticket: there is nothing to resume"));
+  }
+}
+
+// The next ServerHello (or HelloRetryRequest) on a raw stream, skipping change_cipher_spec; null
+// when the target aborted (an alert or the end of the stream: allowed) or a failure was recorded.
+kj::Maybe<ServerHelloFacts> readServerHello(Trial& t, RecordReader& reader) {
+  for (;;) {
+    auto record = t.timer()
+                      .timeoutAfter(t.stepTimeout(), reader.next())
+                      .catch_([](kj::Exception&&) -> kj::Maybe<TlsRecord> { return nullptr; })
+                      .wait(t.io().waitScope);
+    KJ_IF_MAYBE (r, record) {
+      if (r->type == 20) continue;  // middlebox compatibility
+      if (r->type == 21 && r->payload.size() == 2) {
+        t.note(kj::str("the target aborted with alert ", r->payload[1]));
+        return nullptr;
+      }
+      KJ_IF_MAYBE (hello, r->type == 22 ? parseServerHello(r->payload) : nullptr) {
+        t.step(kj::str(hello->retryRequest ? "HelloRetryRequest" : "ServerHello", ", extensions ",
+                       kj::strArray(hello->extensions, " ")));
+        return kj::mv(*hello);
+      }
+      t.fail("TR-5", kj::str("a ServerHello, a HelloRetryRequest or an alert"),
+             kj::str("a record of type ", r->type));
+      return nullptr;
+    }
+    t.note(kj::str("the target ended the connection (or sent nothing within the step timeout)"));
+    return nullptr;
+  }
+}
+
+void send(Trial& t, kj::AsyncIoStream& stream, kj::Array<kj::byte> bytes) {
+  stream.write(bytes.begin(), bytes.size())
+      .catch_([&t](kj::Exception&& e) { t.note(kj::str("write failed: ", e.getDescription())); })
+      .wait(t.io().waitScope);
+}
+
+bool usesNoPsk(Trial& t, const ServerHelloFacts& hello) {
+  for (auto type : hello.extensions) {
+    if (!t.check(type != 41, "TR-5", "no pre_shared_key in the server's answer",
+                 kj::str("extension 41 (pre_shared_key)"))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// ClientHello with a PSK no one issued and no key share → HelloRetryRequest → ClientHello without
+// the PSK (the sequence of CVE-2025-6395): the target never takes the PSK up and survives.
+void pskThenRetryWithout(Trial& t) {
+  KJ_IF_MAYBE (stream, t.rawStream()) {
+    RecordReader reader(**stream);
+    auto hello = ClientHelloBytes::fresh();
+    hello.keyShare = false;
+    hello.psk = true;
+    t.step(kj::str("ClientHello offering pre_shared_key, with an empty key_share"));
+    send(t, **stream, clientHelloRecord(hello));
+    KJ_IF_MAYBE (first, readServerHello(t, reader)) {
+      if (usesNoPsk(t, *first) && first->retryRequest) {
+        hello.keyShare = true;
+        hello.psk = false;
+        t.step(kj::str("the second ClientHello: an X25519 key share, no pre_shared_key"));
+        send(t, **stream, clientHelloRecord(hello));
+        KJ_IF_MAYBE (second, readServerHello(t, reader)) {
+          usesNoPsk(t, *second);
         }
       }
-      t.check(facts->clientHelloExtensions.size() > 0, "TR-5", "a ClientHello was seen",
-              kj::str("no extensions recorded"));
     }
+  }
+  if (t.failed()) return;
+  KJ_IF_MAYBE (process, t.process()) {
+    if (!t.check(process->running(), "TR-5", "the target survives the sequence",
+                 process->status())) {
+      return;
+    }
+  }
+  KJ_IF_MAYBE (c, t.establish()) {
+    t.expectAlive(*c);
   }
 }
 
@@ -251,6 +375,13 @@ void transportCases(kj::Vector<CaseSpec>& out) {
       nullptr);
   tls(spec("tr/TR-5/2", "TR-5", Role::initiator, "the ClientHello offers no PSK or early data",
            clientOffersNoPsk),
+      "22");
+  tls(spec("tr/TR-5/3", "TR-5", Role::responder, "a session ticket offered back is not resumed",
+           serverNeverResumes),
+      "22");
+  tls(spec("tr/TR-5/4", "TR-5", Role::responder,
+           "ClientHello with PSK, HelloRetryRequest, ClientHello without PSK: no PSK taken",
+           pskThenRetryWithout),
       "22");
   tls(spec("tr/TR-6/1", "TR-6", Role::responder, "HelloAck.peerId is the TLS key's id",
            helloAckCarriesKeyId),

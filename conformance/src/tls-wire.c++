@@ -80,6 +80,7 @@ class PlainChannel final : public Channel {
   bool isTls() const override { return false; }
   kj::Maybe<const TlsFacts&> facts() const override { return nullptr; }
   bool sessionTicketReceived() const override { return false; }
+  kj::Maybe<kj::Array<kj::byte>> sessionData() const override { return nullptr; }
 
  private:
   kj::Own<kj::AsyncIoStream> stream;
@@ -170,12 +171,21 @@ class TlsChannel final : public Channel {
     bool rawKeys = profile.credential != TlsProfile::Credential::x509;
     unsigned flags = GNUTLS_NONBLOCK | (server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
                      (rawKeys ? GNUTLS_ENABLE_RAWPK : 0) |
-                     (profile.inviteTickets ? 0 : GNUTLS_NO_TICKETS);
+                     (profile.inviteTickets || profile.sendTickets ? 0 : GNUTLS_NO_TICKETS);
     check(gnutls_init(&session, flags), "gnutls_init");
     const char* error = nullptr;
     int rc = gnutls_priority_set_direct(session, profile.priority.cStr(), &error);
     KJ_REQUIRE(rc >= 0, "bad priority string in a TLS profile", profile.priority, error);
     check(gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, credentials.creds), "creds");
+    if (server && profile.sendTickets) {
+      static const kj::byte key[64] = {};  // GnuTLS's ticket key size; nothing secret here
+      auto datum = datumOf(key);
+      check(gnutls_session_ticket_enable_server(session, &datum), "session tickets");
+    }
+    if (!server && profile.resume.size() > 0) {
+      check(gnutls_session_set_data(session, profile.resume.begin(), profile.resume.size()),
+            "session to resume");
+    }
     if (server) {
       gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUEST);
       gnutls_handshake_set_hook_function(session, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_PRE,
@@ -294,6 +304,12 @@ class TlsChannel final : public Channel {
   kj::Maybe<const TlsFacts&> facts() const override { return learnt; }
   bool sessionTicketReceived() const override {
     return (gnutls_session_get_flags(session) & GNUTLS_SFLAGS_SESSION_TICKET) != 0;
+  }
+  kj::Maybe<kj::Array<kj::byte>> sessionData() const override {
+    gnutls_datum_t data;
+    if (!sessionTicketReceived() || gnutls_session_get_data2(session, &data) < 0) return nullptr;
+    KJ_DEFER(gnutls_free(data.data));
+    return kj::heapArray(kj::arrayPtr(data.data, data.size));
   }
 
  private:
@@ -421,6 +437,7 @@ class TlsChannel final : public Channel {
                   gnutls_pubkey_get_pk_algorithm(key, nullptr) == GNUTLS_PK_EDDSA_ED25519;
     }
     f.clientHelloExtensions = clientHelloExtensions.releaseAsArray();
+    f.resumed = gnutls_session_is_resumed(session) != 0;
     learnt = kj::mv(f);
   }
 

@@ -212,6 +212,12 @@ const MutantInfo kMutants[] = {
      "reads frames before the handshake up to its post-handshake maxFrameBytes"},
     {Mutant::trustsManifestDigest, "trusts-manifest-digest", "manifests", "MAN-21",
      "keeps a manifest without recomputing its digest"},
+    {Mutant::clientResumes, "client-resumes", "transport", "TR-5",
+     "as a TLS client, keeps the last session ticket it got and offers it on its next connection"},
+    {Mutant::pskRetryCrash, "psk-retry-crash", "transport", "TR-5",
+     "dies on ClientHello with PSK, HelloRetryRequest, ClientHello without PSK (CVE-2025-6395)"},
+    {Mutant::ownIdUnchecked, "own-id-unchecked", "handshake", "HS-9",
+     "admits a Hello (or HelloAck) that claims its own peer id"},
 };
 
 }  // namespace

@@ -127,6 +127,9 @@ enum class Mutant : uint16_t {
   strictStructSizes,
   bigHandshakeFrames,
   trustsManifestDigest,
+  clientResumes,
+  pskRetryCrash,
+  ownIdUnchecked,
 };
 
 struct MutantInfo {

@@ -34,6 +34,7 @@ int ClientHelloOffer::onExtension(void* context, unsigned type, const unsigned c
       }
       break;
     }
+    case kPreSharedKey: offer.psk = true; break;
     case kAlpn: {  // u16 length, then (u8 length, name)...
       if (size < 2 || (size_t(bytes[0]) << 8 | bytes[1]) + 2 > size) break;
       for (size_t i = 2; i < size;) {

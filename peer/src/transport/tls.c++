@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <kj/debug.h>
+#include <kj/mutex.h>
 #include <kj/refcount.h>
 #include <kj/vector.h>
 #include <shoal/mutant.h>
@@ -111,6 +113,8 @@ struct TlsContext::Shared final : public kj::AtomicRefcounted {
   GnutlsLibrary library;  // first: initialized before and released after the rest
   gnutls_certificate_credentials_t credentials = nullptr;
   gnutls_priority_t priority = nullptr;
+  // The mutant client-resumes: the last session ticket a client connection received.
+  kj::MutexGuarded<kj::Maybe<kj::Array<kj::byte>>> ticketForMutant;
 };
 
 namespace {
@@ -292,6 +296,7 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
         maxCipherIn(kj::max(options.readBufferBytes, kMinReadBuffer)),
         cipherIn(kj::heapArray<kj::byte>(kj::min(kInitialReadBuffer, maxCipherIn))),
         batchBytes(kj::max(options.writeBatchBytes, size_t(1))),
+        server(server),
         outbox(*inner) {
     // GNUTLS_KEY_SHARE_TOP: a client offers a key share for X25519 alone. GnuTLS's default
     // (TOP2) also generates a SECP256R1 key pair for every connection, which only a server
@@ -299,6 +304,7 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
     unsigned flags =
         GNUTLS_NONBLOCK | GNUTLS_ENABLE_RAWPK | GNUTLS_NO_TICKETS | GNUTLS_KEY_SHARE_TOP;
     if (server && isMutant(Mutant::sendsTickets)) flags &= ~GNUTLS_NO_TICKETS;
+    if (!server && isMutant(Mutant::clientResumes)) flags &= ~GNUTLS_NO_TICKETS;
     check(gnutls_init(&s.session, flags | (server ? GNUTLS_SERVER : GNUTLS_CLIENT)), "gnutls_init");
     auto session = s.session;
     check(gnutls_priority_set(session, this->shared->priority), "gnutls_priority_set");
@@ -306,6 +312,7 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
           "gnutls_credentials_set");
     if (server) gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE);
     if (server && isMutant(Mutant::sendsTickets)) enableTicketsForMutant(session);
+    if (!server && isMutant(Mutant::clientResumes)) offerTicketForMutant();
     auto alpn = datumOf(kAlpnProtocol.asBytes());
     check(gnutls_alpn_set_protocols(session, &alpn, 1, GNUTLS_ALPN_MANDATORY), "setting ALPN");
     gnutls_handshake_set_timeout(session, 0);  // the caller bounds the handshake with its timer
@@ -323,6 +330,10 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
     gnutls_transport_set_push_function(session, &push);
     gnutls_transport_set_pull_function(session, &pull);
     gnutls_transport_set_pull_timeout_function(session, &pullTimeout);
+  }
+
+  ~TlsConnection() noexcept(false) {
+    if (!server && isMutant(Mutant::clientResumes)) keepTicketForMutant();
   }
 
   kj::Promise<void> handshake() {
@@ -533,7 +544,15 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
     (void)when;
     (void)incoming;
     auto& self = *static_cast<TlsConnection*>(gnutls_session_get_ptr(session));
-    KJ_IF_MAYBE (r, refusalOf(ClientHelloOffer::parse(*message))) {
+    auto offer = ClientHelloOffer::parse(*message);
+    if (isMutant(Mutant::pskRetryCrash) && self.pskOffered && !offer.psk) {
+      // CVE-2025-6395: GnuTLS kept using the PSK of the first ClientHello after a
+      // HelloRetryRequest whose answer dropped it, and dereferenced null. The same death here.
+      KJ_LOG(ERROR, "mutant psk-retry-crash: the PSK of the first ClientHello is gone");
+      abort();
+    }
+    self.pskOffered = self.pskOffered || offer.psk;
+    KJ_IF_MAYBE (r, refusalOf(offer)) {
       self.refusal = *r;
       return GNUTLS_E_USER_ERROR;  // handshakeStep sends the refusal's alert
     }
@@ -639,6 +658,24 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
     return done;
   }
 
+  // --- the mutant client-resumes: a client-side session cache, which [TR-5] forbids ---
+
+  void offerTicketForMutant() {
+    auto ticket = shared->ticketForMutant.lockExclusive();
+    KJ_IF_MAYBE (data, *ticket) {
+      auto datum = datumOf(*data);
+      check(gnutls_session_set_data(s.session, datum.data, datum.size), "resuming a session");
+    }
+  }
+
+  void keepTicketForMutant() {
+    if ((gnutls_session_get_flags(s.session) & GNUTLS_SFLAGS_SESSION_TICKET) == 0) return;
+    gnutls_datum_t data;
+    if (gnutls_session_get_data2(s.session, &data) < 0) return;
+    KJ_DEFER(gnutls_free(data.data));
+    *shared->ticketForMutant.lockExclusive() = kj::heapArray(kj::arrayPtr(data.data, data.size));
+  }
+
   // --- writing ---
 
   kj::Promise<void> writeStep(WriteCursor cursor) {
@@ -705,6 +742,8 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
   bool ended = false;
   kj::Maybe<PeerId> peer;
   kj::Maybe<Refusal> refusal;  // set by a callback that failed the handshake
+  bool server;
+  bool pskOffered = false;  // a ClientHello of this handshake offered pre_shared_key
   Outbox outbox;
 };
 

@@ -79,6 +79,7 @@ class Connection {
   bool isTls() const { return channel->isTls(); }
   kj::Maybe<const TlsFacts&> tls() const { return channel->facts(); }
   bool sessionTicketReceived() const { return channel->sessionTicketReceived(); }
+  kj::Maybe<kj::Array<kj::byte>> sessionData() const { return channel->sessionData(); }
   // Bytes that are not frames are expected here (a TLS record on a plaintext connection): they
   // end the connection's frames but break no requirement.
   void tolerateBadBytes() { badBytesExpected = true; }

@@ -29,6 +29,10 @@ struct TlsProfile {
   // ALPN protocol offered (client) or accepted (server); null offers / selects none.
   kj::Maybe<kj::StringPtr> alpn = kj::StringPtr("shoal/1");
   bool inviteTickets = false;  // client: send psk_key_exchange_modes so a server may send tickets
+  bool sendTickets = false;    // server: hand out session tickets to a client that invites them
+  // Client: a session to resume (Channel::sessionData() of an earlier connection): the
+  // ClientHello then offers its ticket as pre_shared_key.
+  kj::ArrayPtr<const kj::byte> resume = nullptr;
 
   static constexpr kj::StringPtr kDefaultPriority =
       "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CTYPE-ALL:+CTYPE-CLI-RAWPK:+CTYPE-SRV-RAWPK"
@@ -51,6 +55,7 @@ struct TlsFacts {
   kj::Maybe<PeerId> peerId;                   // SHA-256 of the SPKI it presented
   bool ed25519 = false;                       // that key is Ed25519
   kj::Array<uint16_t> clientHelloExtensions;  // server side: extension types of the ClientHello
+  bool resumed = false;                       // the handshake resumed a session (a PSK was used)
 };
 
 // How a handshake ended when it did not complete.
@@ -91,6 +96,8 @@ class Channel {
   virtual kj::Maybe<const TlsFacts&> facts() const = 0;
   // A TLS 1.3 NewSessionTicket arrived since the handshake (client side).
   virtual bool sessionTicketReceived() const = 0;
+  // Client side, after a ticket arrived: the session to offer for resumption (TlsProfile::resume).
+  virtual kj::Maybe<kj::Array<kj::byte>> sessionData() const = 0;
 };
 
 kj::Own<Channel> plaintextChannel(kj::Own<kj::AsyncIoStream> stream);

@@ -24,9 +24,10 @@ struct ClientHelloOffer {
   // offer: it will send an empty Certificate, refused with certificate_required.
   bool otherClientCertificate = false;
   bool shoalAlpn = false;  // ALPN lists "shoal/1"
+  bool psk = false;        // pre_shared_key: a resumption offer ([TR-5]: never taken up)
 
   static constexpr unsigned kAlpn = 16, kClientCertType = 19, kServerCertType = 20,
-                            kSupportedVersions = 43;
+                            kSupportedVersions = 43, kPreSharedKey = 41;
   static constexpr uint8_t kRawPublicKey = 2;
 
   // `body` is the ClientHello without its handshake header. Malformed extensions count as
