@@ -179,7 +179,10 @@ bool someChunkDone(Trial& t) {
     bool done = pollUntil(t, [&]() {
       auto status = api->api().statusRequest().send().wait(t.io().waitScope);
       for (auto d : status.getStatus().getDownloads()) {
-        if (d.getItemId() == kItem) return d.getBytesDone() > 0;
+        // Only "downloading" is mid-download: a target that moves on with chunks still missing
+        // ("finishing") is waited for until it is done, so what it does then is judged, not
+        // a moment on its way there.
+        if (d.getItemId() == kItem) return d.getBytesDone() > 0 && d.getState() == "downloading";
       }
       return true;  // not downloading (any more)
     });

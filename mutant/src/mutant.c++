@@ -218,6 +218,10 @@ const MutantInfo kMutants[] = {
      "dies on ClientHello with PSK, HelloRetryRequest, ClientHello without PSK (CVE-2025-6395)"},
     {Mutant::ownIdUnchecked, "own-id-unchecked", "handshake", "HS-9",
      "admits a Hello (or HelloAck) that claims its own peer id"},
+    {Mutant::plaintextFallback, "plaintext-fallback", "transport", "TR-11",
+     "as a TLS responder, speaks plaintext to a connection whose first byte starts no TLS record"},
+    {Mutant::anyKeyType, "any-key-type", "transport", "TR-3",
+     "offers every signature algorithm and takes a raw key of any type, not only Ed25519"},
 };
 
 }  // namespace

@@ -130,6 +130,8 @@ enum class Mutant : uint16_t {
   clientResumes,
   pskRetryCrash,
   ownIdUnchecked,
+  plaintextFallback,
+  anyKeyType,
 };
 
 struct MutantInfo {

@@ -51,8 +51,14 @@ Runtime::Connection& Runtime::startConnection(Role role, kj::Own<kj::AsyncIoStre
 kj::Promise<void> Runtime::runConnection(Connection& c, kj::Own<kj::AsyncIoStream> stream) {
   kj::Promise<kj::Own<Transport>> secured = nullptr;
   KJ_IF_MAYBE (context, tls) {
-    secured = c.role == Role::initiator ? (*context)->connect(kj::mv(stream))
-                                        : (*context)->accept(kj::mv(stream));
+    auto& ctx = **context;
+    if (c.role == Role::responder && isMutant(Mutant::plaintextFallback)) {
+      secured = sniffedTransport(
+          kj::mv(stream), [&ctx](kj::Own<kj::AsyncIoStream> s) { return ctx.accept(kj::mv(s)); });
+    } else {
+      secured =
+          c.role == Role::initiator ? ctx.connect(kj::mv(stream)) : ctx.accept(kj::mv(stream));
+    }
   } else {
     secured = plaintextTransport(kj::mv(stream));
   }

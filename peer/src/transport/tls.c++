@@ -96,6 +96,7 @@ struct TlsContext::Shared final : public kj::AtomicRefcounted {
     gnutls_certificate_set_verify_function(credentials, &verifyPeerKey);
     const char* error = nullptr;
     auto text = isMutant(Mutant::tls12Allowed) ? kj::str(kTlsPriority, ":+VERS-TLS1.2")
+                : isMutant(Mutant::anyKeyType) ? kj::str(kTlsPriority, ":+SIGN-ALL")
                                                : kj::str(kTlsPriority);
     int rc = gnutls_priority_init2(&priority, text.cStr(), &error, 0);
     KJ_ASSERT(rc >= 0, "bad GnuTLS priority string", gnutls_strerror(rc), error);
@@ -585,7 +586,8 @@ class TlsConnection final : public kj::AsyncIoStream, public Transport {
     if (gnutls_pubkey_import(key, keys, GNUTLS_X509_FMT_DER) < 0) {
       return Refusal{"the peer's key cannot be parsed", GNUTLS_A_BAD_CERTIFICATE};
     }
-    if (gnutls_pubkey_get_pk_algorithm(key, nullptr) != GNUTLS_PK_EDDSA_ED25519) {
+    if (gnutls_pubkey_get_pk_algorithm(key, nullptr) != GNUTLS_PK_EDDSA_ED25519 &&
+        !isMutant(Mutant::anyKeyType)) {
       return Refusal{"the peer's key is not Ed25519", GNUTLS_A_UNSUPPORTED_CERTIFICATE};
     }
     peer = peerIdOf(kj::arrayPtr(keys->data, keys->size));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <kj/async-io.h>
+#include <kj/function.h>
 #include <shoal/peer/transport/identity.h>
 
 namespace shoal::peer {
@@ -26,5 +27,12 @@ class Transport {
 
 // No authentication, no encryption: bytes pass through unchanged. Must be chosen on both sides.
 kj::Own<Transport> plaintextTransport(kj::Own<kj::AsyncIoStream> stream);
+
+// The mutant plaintext-fallback ([TR-11] forbids what it does): reads an inbound connection's
+// first byte and hands the stream, that byte put back, to `tls` when it starts a TLS handshake
+// record, else to the plaintext transport.
+kj::Promise<kj::Own<Transport>> sniffedTransport(
+    kj::Own<kj::AsyncIoStream> stream,
+    kj::Function<kj::Promise<kj::Own<Transport>>(kj::Own<kj::AsyncIoStream>)> tls);
 
 }  // namespace shoal::peer
