@@ -542,6 +542,63 @@ void vanishedSourcesRequestsFail(Trial& t) {
   }
 }
 
+// The source resets its connection while the target waits for the answers it holds: those
+// requests are lost.
+void vanish(Trial& t, Seeder& s) {
+  t.step(kj::str("the source resets its connection with GetChunk requests outstanding"));
+  s.source.takeHeld();
+  KJ_ASSERT_NONNULL(s.connection).reset();
+  s.connection = nullptr;
+}
+
+// The same peer connects again (a new session, a new instanceId). A target whose download ended
+// meanwhile for want of a source (allowed: [ERR-8] asks only that the lost requests fail) gets
+// it started again. Where the download's end is to be looked for from, null after a failure.
+kj::Maybe<size_t> comeBack(Trial& t, Seeder& s, size_t since) {
+  t.step(kj::str("the source connects again as the same peer"));
+  if (!join(t, s) || !listedByAll(t, 1)) return nullptr;
+  auto& events = KJ_ASSERT_NONNULL(t.events());
+  for (size_t i = since; i < events.size(); ++i) {
+    if (!isEnd(events.at(i))) continue;
+    auto o = events.at(i).getDownloadEnded().getOutcome();
+    if (!t.check(o != "finished", "ERR-8", "the download does not finish with chunks lost",
+                 kj::str(o))) {
+      return nullptr;
+    }
+    size_t from = events.size();
+    t.step(kj::str("the download ended (", o, ") without its only source: started again"));
+    if (!download(t)) return nullptr;
+    return from;
+  }
+  return since;
+}
+
+// The only source resets with chunk requests outstanding, twice, and comes back each time. On
+// its second session it holds every chunk asked before (the lost ones, asked again) and answers
+// the rest; on its third it answers everything. A target that treats the lost requests as
+// failed asks again for those chunks and finishes; one that keeps waiting for answers on a dead
+// connection never does, even with an endgame that copies slow requests (each lost chunk then
+// has two copies on dead connections).
+void lostRequestsAskedAgain(Trial& t) {
+  auto lib = itemLibrary();
+  Seeder s(*lib, holding(2));
+  if (!midDownload(t, s)) return;
+  size_t from = 0;
+  for (int round = 0; round < 2; ++round) {
+    size_t since = KJ_ASSERT_NONNULL(t.events()).size();
+    vanish(t, s);
+    s.source.behaviour().holdChunksAfter = nullptr;
+    s.source.behaviour().holdRepeats = round == 0;
+    KJ_IF_MAYBE (f, comeBack(t, s, since)) {
+      if (*f != since) from = *f;
+    } else {
+      return;
+    }
+    if (round == 0 && !heldSome(t, s)) return;
+  }
+  expectExactItem(t, *lib, "ERR-8", from);
+}
+
 }  // namespace
 
 void downloadCases(kj::Vector<CaseSpec>& out) {
@@ -576,6 +633,10 @@ void downloadCases(kj::Vector<CaseSpec>& out) {
        cancelledAnswersDiscarded},
       {"err/ERR-8/1", "ERR-8", "a source resets with requests outstanding: retried elsewhere",
        vanishedSourcesRequestsFail},
+      {"err/ERR-8/2", "ERR-8",
+       "the only source resets twice with requests outstanding and comes back: the lost chunks "
+       "are asked again",
+       lostRequestsAskedAgain},
   };
   for (auto& r : rows) {
     out.add(

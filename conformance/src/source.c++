@@ -120,14 +120,21 @@ void LibrarySource::onRequest(Connection& connection, const codec::InboundFrame&
   auto frames = answerTo(root, maxFrame);
   if (root.isGetChunk()) {
     auto get = root.getGetChunk();
+    bool repeat = false;
+    for (auto& ask : asks) {
+      repeat = repeat || (ask.itemId == get.getItemId() && ask.fileIndex == get.getFileIndex() &&
+                          ask.offset == get.getOffset());
+    }
     asks.add(ChunkAsk{get.getId(), kj::str(get.getItemId()), get.getFileIndex(), get.getOffset(),
                       get.getLength()});
+    bool hold = how.holdRepeats && repeat;
     KJ_IF_MAYBE (after, how.holdChunksAfter) {
-      if (chunkAnswers >= *after) {
-        connection.note(EntryKind::step, kj::str("the source holds its answer to ", get.getId()));
-        held.add(Held{get.getId(), kj::mv(frames)});
-        return;
-      }
+      hold = hold || chunkAnswers >= *after;
+    }
+    if (hold) {
+      connection.note(EntryKind::step, kj::str("the source holds its answer to ", get.getId()));
+      held.add(Held{get.getId(), kj::mv(frames)});
+      return;
     }
     ++chunkAnswers;
     if (how.reversePairs) return answerInPairs(connection, get.getId(), kj::mv(frames));

@@ -222,6 +222,9 @@ const MutantInfo kMutants[] = {
      "as a TLS responder, speaks plaintext to a connection whose first byte starts no TLS record"},
     {Mutant::anyKeyType, "any-key-type", "transport", "TR-3",
      "offers every signature algorithm and takes a raw key of any type, not only Ed25519"},
+    {Mutant::lostRequestsKept, "lost-requests-kept", "errors", "ERR-8",
+     "keeps a download's requests on a lost connection outstanding: ignores their local failure "
+     "and does not withdraw them when the source goes"},
 };
 
 }  // namespace

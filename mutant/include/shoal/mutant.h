@@ -132,6 +132,7 @@ enum class Mutant : uint16_t {
   ownIdUnchecked,
   plaintextFallback,
   anyKeyType,
+  lostRequestsKept,
 };
 
 struct MutantInfo {

@@ -609,7 +609,7 @@ void DownloadCore::addSource(SourceKey key, SourceInfo info, kj::TimePoint now) 
 
 void DownloadCore::removeSource(SourceKey key, kj::TimePoint now) {
   if (sources.find(key) == nullptr) return;
-  withdrawAll(key);
+  if (!isMutant(Mutant::lostRequestsKept)) withdrawAll(key);
   auto& gone = KJ_ASSERT_NONNULL(sources.find(key));
   if (gone.bytesReceived > 0) departed.add(SourceBytes{gone.info.peer, gone.bytesReceived});
   sources.erase(key);

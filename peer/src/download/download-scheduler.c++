@@ -271,6 +271,7 @@ void DownloadCore::onRequestFailed(Ticket ticket, wire::ErrorCode code, uint32_t
                                    bool local, kj::TimePoint now) {
   auto found = requests.find(ticket);
   if (found == nullptr) return;
+  if (local && isMutant(Mutant::lostRequestsKept)) return;  // [ERR-8] broken: still outstanding
   Request request = KJ_ASSERT_NONNULL(found);
   releaseRequest(ticket, request);
   if (!request.manifest) {

@@ -62,6 +62,9 @@ struct Behaviour {
   // After this many Chunk answers, GetChunk answers are held until the case releases them (a
   // download caught in the middle).
   kj::Maybe<uint32_t> holdChunksAfter;
+  // GetChunk answers for a range asked before (a request retried, or copied, after a loss) are
+  // held too; the others are answered.
+  bool holdRepeats = false;
   // GetChunk answers go out in pairs, the later request's first ([RQ-10]); a request alone for
   // `pairWait` is answered alone.
   bool reversePairs = false;
