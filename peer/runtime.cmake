@@ -42,4 +42,5 @@ shoal_test(runtime-integration-test unit
   SOURCES
     test/runtime/runtime-test.c++
     test/runtime/wire-test.c++
+    test/runtime/control-stop-test.c++
   LIBS shoal-runtime shoal-control shoal-conformance-engine)
