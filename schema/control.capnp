@@ -224,7 +224,10 @@ interface Control {
   status @0 () -> (status :Status);
   peers @1 () -> (peers :List(PeerInfo));
   items @2 () -> (items :List(RemoteItem));  # remote items, merged across peers
-  stop @3 () -> ();                          # starts the clean shutdown and returns
+  # Starts the clean shutdown and returns. The reference peer writes this answer before it closes
+  # the connection, subscribed or not; a client of another implementation should take a closed
+  # connection here as the shutdown under way too.
+  stop @3 () -> ();
   subscribe @4 (sink :EventSink) -> ();      # events until the runtime stops
   rescan @5 () -> (changed :Bool);           # rescans the library now
   # Starts downloading an item from every peer that lists it; events say how it goes. Subscribe

@@ -2,6 +2,7 @@
 
 #include <capnp/rpc-twoparty.h>
 #include <kj/debug.h>
+#include <kj/map.h>
 #include <shoal/peer/control/control-replies.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -173,15 +174,73 @@ kj::Own<kj::ConnectionReceiver> bindControlSocket(kj::AsyncIoContext& io, kj::St
   return io.lowLevelProvider->wrapListenSocketFd(kj::mv(owned));
 }
 
-// The bound socket and its RPC server, owned by the supervised service for the runtime's life.
-struct ControlService {
+// A control client's socket, counting the writes under way so the service can let the answers it
+// has written (stop()'s above all) reach the socket before the connection is cut.
+class ClientStream final : public kj::AsyncIoStream {
+ public:
+  ClientStream(kj::Own<kj::AsyncIoStream> inner, kj::HashSet<ClientStream*>& open)
+      : inner(kj::mv(inner)), open(open) {
+    open.insert(this);
+  }
+  ~ClientStream() noexcept(false) {
+    ClientStream* self = this;
+    open.erase(self);
+    for (auto& waiter : waiters)  // its connection ended: nothing more will be written
+      waiter->fulfill();
+  }
+  KJ_DISALLOW_COPY(ClientStream);
+
+  kj::Promise<size_t> tryRead(void* buffer, size_t minBytes, size_t maxBytes) override {
+    return inner->tryRead(buffer, minBytes, maxBytes);
+  }
+  kj::Promise<void> write(const void* buffer, size_t size) override {
+    return track(inner->write(buffer, size));
+  }
+  kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
+    return track(inner->write(pieces));
+  }
+  kj::Promise<void> whenWriteDisconnected() override { return inner->whenWriteDisconnected(); }
+  void shutdownWrite() override { inner->shutdownWrite(); }
+  void abortRead() override { inner->abortRead(); }
+
+  bool isWriting() const { return writing > 0; }
+  // Resolves once no write is under way (at once if none is).
+  kj::Promise<void> writesEnded() {
+    if (writing == 0) return kj::READY_NOW;
+    auto paf = kj::newPromiseAndFulfiller<void>();
+    waiters.add(kj::mv(paf.fulfiller));
+    return kj::mv(paf.promise);
+  }
+
+ private:
+  kj::Promise<void> track(kj::Promise<void> write) {
+    ++writing;
+    // On every path, a cancelled write too: the RPC system drops its writes with the connection.
+    return write.attach(kj::defer([this]() {
+      if (--writing > 0) return;
+      for (auto& waiter : waiters)
+        waiter->fulfill();
+      waiters.clear();
+    }));
+  }
+
+  kj::Own<kj::AsyncIoStream> inner;
+  kj::HashSet<ClientStream*>& open;
+  uint32_t writing = 0;
+  kj::Vector<kj::Own<kj::PromiseFulfiller<void>>> waiters;
+};
+
+// The bound socket, its RPC server and its clients' connections, owned by the supervised service
+// for the runtime's life.
+struct ControlService final : private kj::TaskSet::ErrorHandler {
   ControlService(kj::String path, kj::Own<kj::ConnectionReceiver> receiver, kj::Own<ControlHub> hub,
                  kj::Own<capnp::TwoPartyServer> server, kj::Promise<void> stopped)
       : path(kj::mv(path)),
         receiver(kj::mv(receiver)),
         hub(kj::mv(hub)),
         server(kj::mv(server)),
-        stopped(kj::mv(stopped)) {}
+        stopped(kj::mv(stopped)),
+        connections(*this) {}
   KJ_DISALLOW_COPY(ControlService);
 
   kj::String path;
@@ -189,16 +248,46 @@ struct ControlService {
   kj::Own<ControlHub> hub;
   kj::Own<capnp::TwoPartyServer> server;
   kj::Maybe<kj::Promise<void>> stopped;  // resolves on Stopped
+  kj::HashSet<ClientStream*> open;       // every client stream, while it lives
+  // Declared last so it is destroyed first: each task owns a client's RPC connection and stream.
+  kj::TaskSet connections;
 
   ~ControlService() noexcept(false) { unlink(path.cStr()); }
 
+  // Serves until Stopped, then until every subscriber has its last event and every answer given
+  // has been written: a client that asked stop() gets its answer, not a closed connection. The
+  // runtime bounds this wait (RuntimeConfig::lastServicesGrace).
   kj::Promise<void> run() {
-    auto afterStop =
-        KJ_ASSERT_NONNULL(kj::mv(stopped), "the control service runs once").then([this]() {
-          return hub->drained();
-        });
+    auto afterStop = KJ_ASSERT_NONNULL(kj::mv(stopped), "the control service runs once")
+                         .then([this]() { return hub->drained(); })
+                         .then([this]() { return flushed(); });
     stopped = nullptr;
-    return server->listen(*receiver).exclusiveJoin(kj::mv(afterStop));
+    return acceptLoop().exclusiveJoin(kj::mv(afterStop));
+  }
+
+ private:
+  kj::Promise<void> acceptLoop() {
+    return receiver->accept().then([this](kj::Own<kj::AsyncIoStream> accepted) {
+      auto stream = kj::heap<ClientStream>(kj::mv(accepted), open);
+      connections.add(server->accept(*stream).attach(kj::mv(stream)));
+      return acceptLoop();
+    });
+  }
+
+  // Once the queue of ready events is empty, every answer due has begun to be written; a write
+  // waiting for room in the socket may have more queued behind it, so look again after it.
+  kj::Promise<void> flushed() {
+    return kj::evalLast([this]() -> kj::Promise<void> {
+      for (auto* client : open) {
+        if (client->isWriting()) return client->writesEnded().then([this]() { return flushed(); });
+      }
+      return kj::READY_NOW;
+    });
+  }
+
+  void taskFailed(kj::Exception&& exception) override {
+    // A client's connection ending badly is that client's business.
+    KJ_LOG(INFO, "control connection ended", exception);
   }
 };
 

@@ -21,7 +21,8 @@ struct ControlOptions {
 // Binds <stateDir>/control.sock (replacing a stale one: the runtime already holds the state
 // folder's lock, so no live daemon owns it) and serves the control API as the runtime's `last`
 // service "control": it keeps serving through the shutdown, ends once every subscriber has
-// received Stopped, and its socket is removed with the runtime. Throws if the socket cannot be
+// received Stopped and every answer given has been written (a client that asked stop() gets its
+// answer), and its socket is removed with the runtime. Throws if the socket cannot be
 // bound.
 void serveControl(Runtime& runtime, kj::AsyncIoContext& io, ControlOptions options = {});
 
