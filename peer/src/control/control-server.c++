@@ -183,8 +183,7 @@ class ClientStream final : public kj::AsyncIoStream {
     open.insert(this);
   }
   ~ClientStream() noexcept(false) {
-    ClientStream* self = this;
-    open.erase(self);
+    open.eraseMatch(this);        // erase(row) would take a row of the table itself, not a key
     for (auto& waiter : waiters)  // its connection ended: nothing more will be written
       waiter->fulfill();
   }
