@@ -225,6 +225,9 @@ const MutantInfo kMutants[] = {
     {Mutant::lostRequestsKept, "lost-requests-kept", "errors", "ERR-8",
      "keeps a download's requests on a lost connection outstanding: ignores their local failure "
      "and does not withdraw them when the source goes"},
+    {Mutant::lostSourceFailsItem, "lost-source-fails-item", "errors", "ERR-9",
+     "fails the download when a source's connection ends with chunk requests outstanding instead "
+     "of asking the sources it has left"},
 };
 
 }  // namespace

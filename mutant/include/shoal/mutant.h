@@ -133,6 +133,7 @@ enum class Mutant : uint16_t {
   plaintextFallback,
   anyKeyType,
   lostRequestsKept,
+  lostSourceFailsItem,
 };
 
 struct MutantInfo {

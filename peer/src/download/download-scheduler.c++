@@ -273,6 +273,11 @@ void DownloadCore::onRequestFailed(Ticket ticket, wire::ErrorCode code, uint32_t
   if (found == nullptr) return;
   if (local && isMutant(Mutant::lostRequestsKept)) return;  // [ERR-8] broken: still outstanding
   Request request = KJ_ASSERT_NONNULL(found);
+  if (local && !request.manifest && isMutant(Mutant::lostSourceFailsItem)) {
+    // [ERR-9] broken: gives up instead of asking the sources left.
+    stop(Outcome::failed, kj::str("a source was lost with chunk requests outstanding"), now);
+    return;
+  }
   releaseRequest(ticket, request);
   if (!request.manifest) {
     auto& chunk = chunks[request.chunk];
